@@ -1,0 +1,32 @@
+# Revirt: thin wrapper around Meson/Ninja and the test scripts. See README.md.
+BUILD ?= build
+
+.PHONY: all deps build check test bench demo clean
+
+all: build
+
+deps:
+	@tests/tools/deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+# Fast subset: normal build, unit + guest suites, style and rule checks.
+check: build
+	QUICK=1 tests/tools/run-all.sh
+
+# Everything, including the ASan/UBSan build, fuzzing and the nested lab.
+test: deps
+	tests/tools/run-all.sh
+
+bench: build
+	GUEST_DIR=$(BUILD)/tests/guests $(BUILD)/bench/exitloop
+
+demo: build
+	tests/tools/demo.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) build-san
