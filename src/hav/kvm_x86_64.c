@@ -54,10 +54,11 @@ static void seg_to_kvm(struct kvm_segment *k, const struct hav_x86_segment *h)
 
 /* The GPR layout of struct kvm_regs and of the HAV state's gprs block match field for field;
  * copy by name anyway so a change in either is a compile error, not silent corruption. */
-#define GPRS(X)                                                                                    \
-    X(rax)                                                                                         \
-    X(rbx) X(rcx) X(rdx) X(rsi) X(rdi) X(rsp) X(rbp) X(r8) X(r9) X(r10) X(r11) X(r12) X(r13)       \
-        X(r14) X(r15) X(rip) X(rflags)
+/* clang-format off */
+#define GPRS(X) \
+    X(rax) X(rbx) X(rcx) X(rdx) X(rsi) X(rdi) X(rsp) X(rbp) \
+    X(r8) X(r9) X(r10) X(r11) X(r12) X(r13) X(r14) X(r15) X(rip) X(rflags)
+/* clang-format on */
 
 static void sregs_to_hav(struct hav_x86_state *st, const struct kvm_sregs *s, uint32_t mask)
 {
