@@ -67,6 +67,6 @@ if [ "${QUICK:-0}" != 1 ]; then
         step lab tests/lab/run-tests.sh build
     fi
 fi
-[ -n "$failures" ] && echo "failed:$failures"
+[ "$failed" -gt 0 ] && echo "failed:$failures"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
