@@ -1,0 +1,455 @@
+/* SPDX-License-Identifier: MIT */
+/* revirter's VM: guest RAM, buses, the PC platform, ACPI, one thread per vCPU, and the exit
+ * dispatch that ties HAV exits to devices. */
+#include "vm.h"
+
+#include "acpi.h"
+#include "boot/boot.h"
+#include "bus.h"
+#include "console.h"
+#include "cpuid.h"
+#include "dev/acpi_pm.h"
+#include "dev/debug_exit.h"
+#include "dev/i8042.h"
+#include "dev/rtc.h"
+#include "dev/serial.h"
+#include "guest_mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct vm;
+
+struct vcpu_thread {
+    struct vm *vm;
+    struct hav_vcpu *vcpu;
+    unsigned index;
+    pthread_t thread;
+    bool started;
+};
+
+struct vm {
+    const struct vmm_config *cfg;
+    struct hav_backend *b;
+    struct hav_vm *hvm;
+    struct guest_mem mem;
+    void *ram[2];
+    uint64_t ram_size[2];
+    struct bus pio, mmio;
+    struct serial *serial;
+    struct i8042 *i8042;
+    struct rtc *rtc;
+    struct acpi_pm *pm;
+    struct debug_exit *dbg;
+    struct console *console;
+    struct vcpu_thread vcpus[VMM_MAX_CPUS];
+    unsigned nvcpus;
+    /* The first reason to stop wins; every vCPU is then kicked out. */
+    atomic_int ended; /* 0 running, else enum vm_end + 1 */
+    int status;
+};
+
+static void vm_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("revirter: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n", stderr);
+    va_end(ap);
+}
+
+/* Record how the VM ends (first caller wins) and kick every vCPU out of the guest. */
+static void vm_stop(struct vm *vm, enum vm_end why, int status)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&vm->ended, &expected, (int)why + 1))
+        return;
+    vm->status = status;
+    for (unsigned i = 0; i < vm->nvcpus; i++)
+        if (vm->vcpus[i].vcpu)
+            hav_vcpu_kick(vm->vcpus[i].vcpu);
+}
+
+/* ---------------------------------------------------------------- device callbacks */
+
+static void set_irq(void *opaque, unsigned gsi, bool level)
+{
+    struct vm *vm = opaque;
+    if (hav_vm_irq_line(vm->hvm, gsi, level) < 0)
+        vm_error("interrupt line %u: %s", gsi, hav_last_error());
+}
+
+static void on_power_off(void *opaque)
+{
+    vm_stop(opaque, VM_END_POWEROFF, 0);
+}
+
+static void on_reset(void *opaque)
+{
+    vm_stop(opaque, VM_END_REBOOT, 0);
+}
+
+static void on_debug_exit(void *opaque, uint64_t status)
+{
+    vm_stop(opaque, VM_END_DEBUG_EXIT, (int)(status & 0xff));
+}
+
+static size_t console_feed(void *opaque, const uint8_t *buf, size_t len)
+{
+    return serial_receive(((struct vm *)opaque)->serial, buf, len);
+}
+
+static void console_quit(void *opaque)
+{
+    vm_stop(opaque, VM_END_QUIT, 0);
+}
+
+static void serial_room(void *opaque)
+{
+    console_kick(((struct vm *)opaque)->console);
+}
+
+/* ---------------------------------------------------------------- set-up */
+
+static void *map_file(const char *what, const char *path, size_t *size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        vm_error("--%s: %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    void *p = NULL;
+    if (fstat(fd, &st) < 0) {
+        vm_error("--%s: %s: %s", what, path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        vm_error("--%s: %s: not a regular file", what, path);
+    } else if (st.st_size == 0) {
+        vm_error("--%s: %s: empty file", what, path);
+    } else {
+        p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            vm_error("--%s: %s: %s", what, path, strerror(errno));
+            p = NULL;
+        } else {
+            *size = (size_t)st.st_size;
+        }
+    }
+    close(fd);
+    return p;
+}
+
+/* RAM below the PCI hole at 0, the rest at 4 GiB: the layout boot_e820_default describes. */
+static int map_ram(struct vm *vm)
+{
+    uint64_t total = vm->cfg->memory;
+    vm->ram_size[0] = total < BOOT_PCI_HOLE_START ? total : BOOT_PCI_HOLE_START;
+    vm->ram_size[1] = total - vm->ram_size[0];
+    const uint64_t gpa[2] = {0, BOOT_4G};
+    for (int i = 0; i < 2 && vm->ram_size[i]; i++) {
+        /* NORESERVE: guest RAM costs only what the guest touches. */
+        vm->ram[i] = mmap(NULL, vm->ram_size[i], PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (vm->ram[i] == MAP_FAILED) {
+            vm->ram[i] = NULL;
+            vm_error("--memory: cannot map %llu MiB: %s",
+                     (unsigned long long)(vm->ram_size[i] >> 20), strerror(errno));
+            return -ENOMEM;
+        }
+        madvise(vm->ram[i], vm->ram_size[i], MADV_HUGEPAGE);
+        if (guest_mem_add(&vm->mem, gpa[i], vm->ram[i], vm->ram_size[i]) < 0 ||
+            hav_vm_attach_memory(vm->hvm, gpa[i], vm->ram[i], vm->ram_size[i], 0) < 0) {
+            vm_error("guest RAM at 0x%llx: %s", (unsigned long long)gpa[i], hav_last_error());
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int create_devices(struct vm *vm)
+{
+    struct acpi_ports ports = ACPI_PORTS_DEFAULT;
+    int r;
+    struct serial_config sc = {
+        .port = SERIAL_COM1_PORT,
+        .irq = {set_irq, vm, SERIAL_COM1_IRQ},
+        .out_fd = STDOUT_FILENO,
+        .rx_ready = serial_room,
+        .opaque = vm,
+    };
+    if ((r = serial_create(&vm->pio, &sc, &vm->serial)) < 0) {
+        vm_error("serial port: %s", strerror(-r));
+        return r;
+    }
+    struct i8042_config kc = {
+        .kbd_irq = {set_irq, vm, I8042_KBD_IRQ},
+        .aux_irq = {set_irq, vm, I8042_AUX_IRQ},
+        .reset = on_reset,
+        .opaque = vm,
+    };
+    if ((r = i8042_create(&vm->pio, &kc, &vm->i8042)) < 0) {
+        vm_error("i8042: %s", strerror(-r));
+        return r;
+    }
+    if ((r = rtc_create(&vm->pio, RTC_PORT, &vm->rtc)) < 0) {
+        vm_error("RTC: %s", strerror(-r));
+        return r;
+    }
+    struct acpi_pm_config pc = {
+        .ports = ports,
+        .sci = {set_irq, vm, ports.sci_irq},
+        .power_off = on_power_off,
+        .reset = on_reset,
+        .opaque = vm,
+    };
+    if ((r = acpi_pm_create(&vm->pio, &pc, &vm->pm)) < 0) {
+        vm_error("ACPI PM: %s", strerror(-r));
+        return r;
+    }
+    if (vm->cfg->debug_exit) {
+        struct debug_exit_config dc = {
+            .port = DEBUG_EXIT_PORT, .size = 4, .exit = on_debug_exit, .opaque = vm};
+        if ((r = debug_exit_create(&vm->pio, &dc, &vm->dbg)) < 0) {
+            vm_error("--debug-exit: %s", strerror(-r));
+            return r;
+        }
+    }
+    return 0;
+}
+
+static int load_kernel(struct vm *vm, uint64_t rsdp, struct hav_x86_state *st)
+{
+    size_t ksize = 0, isize = 0;
+    void *kernel = map_file("kernel", vm->cfg->kernel, &ksize);
+    if (!kernel)
+        return -ENOENT;
+    void *initrd = NULL;
+    if (vm->cfg->initrd && !(initrd = map_file("initrd", vm->cfg->initrd, &isize))) {
+        munmap(kernel, ksize);
+        return -ENOENT;
+    }
+    struct boot_e820_entry e820[BOOT_E820_DEFAULT_MAX];
+    int n = boot_e820_default(vm->cfg->memory, e820, BOOT_E820_DEFAULT_MAX);
+    int r = n;
+    if (n >= 0) {
+        struct boot_config bc = {
+            .kernel = kernel,
+            .kernel_size = ksize,
+            .initrd = initrd,
+            .initrd_size = isize,
+            .cmdline = vm->cfg->cmdline ? vm->cfg->cmdline : VMM_DEFAULT_CMDLINE,
+            .mem = &vm->mem,
+            .e820 = e820,
+            .e820_count = (unsigned)n,
+            .rsdp_addr = rsdp,
+        };
+        struct boot_result res;
+        char err[256];
+        r = boot_load(&bc, st, &res, err, sizeof(err));
+        if (r < 0)
+            vm_error("--kernel %s: %s", vm->cfg->kernel, err);
+    } else {
+        vm_error("--memory: %s", strerror(-n));
+    }
+    munmap(kernel, ksize);
+    if (initrd)
+        munmap(initrd, isize);
+    return r;
+}
+
+/* ---------------------------------------------------------------- running */
+
+static void dump_state(struct hav_vcpu *v, unsigned index)
+{
+    struct hav_x86_state *st = calloc(1, sizeof(*st));
+    if (!st || hav_vcpu_get_state(v, st, HAV_X86_GPRS | HAV_X86_SEGS | HAV_X86_CRS) < 0) {
+        free(st);
+        return;
+    }
+    fprintf(stderr,
+            "vCPU %u: rip %016llx rsp %016llx rflags %08llx\n"
+            "  rax %016llx rbx %016llx rcx %016llx rdx %016llx\n"
+            "  rsi %016llx rdi %016llx rbp %016llx\n"
+            "  cr0 %08llx cr2 %016llx cr3 %016llx cr4 %08llx efer %llx\n"
+            "  cs %04x (base %llx, l %u) ss %04x idt %llx/%x gdt %llx/%x\n",
+            index, (unsigned long long)st->gprs.rip, (unsigned long long)st->gprs.rsp,
+            (unsigned long long)st->gprs.rflags, (unsigned long long)st->gprs.rax,
+            (unsigned long long)st->gprs.rbx, (unsigned long long)st->gprs.rcx,
+            (unsigned long long)st->gprs.rdx, (unsigned long long)st->gprs.rsi,
+            (unsigned long long)st->gprs.rdi, (unsigned long long)st->gprs.rbp,
+            (unsigned long long)st->crs.cr0, (unsigned long long)st->crs.cr2,
+            (unsigned long long)st->crs.cr3, (unsigned long long)st->crs.cr4,
+            (unsigned long long)st->crs.efer, st->segs.cs.selector,
+            (unsigned long long)st->segs.cs.base, st->segs.cs.l, st->segs.ss.selector,
+            (unsigned long long)st->segs.idt.base, st->segs.idt.limit,
+            (unsigned long long)st->segs.gdt.base, st->segs.gdt.limit);
+    free(st);
+}
+
+static void *vcpu_main(void *arg)
+{
+    struct vcpu_thread *t = arg;
+    struct vm *vm = t->vm;
+    struct hav_exit e;
+    while (!atomic_load(&vm->ended)) {
+        if (hav_vcpu_run(t->vcpu, &e) < 0) {
+            vm_error("vCPU %u: %s", t->index, hav_last_error());
+            vm_stop(vm, VM_END_ERROR, 1);
+            break;
+        }
+        switch (e.reason) {
+        case HAV_EXIT_IO:
+            for (uint32_t i = 0; i < e.u.io.count; i++)
+                bus_dispatch(&vm->pio, e.u.io.port, e.u.io.data + i * e.u.io.size, e.u.io.size,
+                             e.u.io.write);
+            break;
+        case HAV_EXIT_MMIO:
+            bus_dispatch(&vm->mmio, e.u.mmio.addr, e.u.mmio.data, e.u.mmio.len, e.u.mmio.write);
+            break;
+        case HAV_EXIT_KICKED:
+            break;
+        case HAV_EXIT_SYSTEM_EVENT:
+            vm_stop(vm,
+                    e.u.system.type == HAV_SYSTEM_RESET   ? VM_END_REBOOT
+                    : e.u.system.type == HAV_SYSTEM_CRASH ? VM_END_CRASH
+                                                          : VM_END_POWEROFF,
+                    e.u.system.type == HAV_SYSTEM_CRASH);
+            break;
+        case HAV_EXIT_SHUTDOWN:
+            vm_error("vCPU %u: triple fault (the guest crashed)", t->index);
+            dump_state(t->vcpu, t->index);
+            vm_stop(vm, VM_END_CRASH, 1);
+            break;
+        case HAV_EXIT_HYPERCALL:
+            e.u.hypercall.ret = (uint64_t)-38; /* -ENOSYS: revirter offers none yet */
+            break;
+        case HAV_EXIT_HLT:
+        case HAV_EXIT_IRQ_WINDOW:
+            /* Only without an in-kernel irqchip, which revirter always has. */
+            break;
+        case HAV_EXIT_ENTRY_FAILED:
+        case HAV_EXIT_INTERNAL_ERROR:
+            vm_error("vCPU %u: %s", t->index, e.u.failure.why);
+            dump_state(t->vcpu, t->index);
+            vm_stop(vm, VM_END_CRASH, 1);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static int create_vcpus(struct vm *vm, const struct hav_x86_state *boot, uint32_t boot_mask)
+{
+    struct hav_cpuid_entry *cpuid = calloc(HAV_CPUID_MAX, sizeof(*cpuid));
+    if (!cpuid)
+        return -ENOMEM;
+    int r = 0;
+    for (unsigned i = 0; i < vm->cfg->cpus && r == 0; i++) {
+        struct vcpu_thread *t = &vm->vcpus[i];
+        *t = (struct vcpu_thread){.vm = vm, .index = i};
+        int n;
+        if ((r = hav_vcpu_create(vm->hvm, i, &t->vcpu)) < 0 ||
+            (n = r = vmm_cpuid_build(vm->b, i, vm->cfg->cpus, cpuid)) < 0 ||
+            (r = hav_vcpu_set_cpuid(t->vcpu, cpuid, (unsigned)n)) < 0 ||
+            (i == 0 && (r = hav_vcpu_set_state(t->vcpu, boot, boot_mask)) < 0))
+            vm_error("vCPU %u: %s", i, hav_last_error());
+        if (t->vcpu)
+            vm->nvcpus = i + 1;
+    }
+    free(cpuid);
+    return r < 0 ? r : 0;
+}
+
+static void vm_free(struct vm *vm)
+{
+    for (unsigned i = 0; i < vm->nvcpus; i++)
+        hav_vcpu_destroy(vm->vcpus[i].vcpu);
+    debug_exit_destroy(vm->dbg);
+    acpi_pm_destroy(vm->pm);
+    rtc_destroy(vm->rtc);
+    i8042_destroy(vm->i8042);
+    serial_destroy(vm->serial);
+    bus_free(&vm->pio);
+    bus_free(&vm->mmio);
+    hav_vm_destroy(vm->hvm);
+    for (int i = 0; i < 2; i++)
+        if (vm->ram[i])
+            munmap(vm->ram[i], vm->ram_size[i]);
+    hav_close(vm->b);
+    free(vm);
+}
+
+enum vm_end vm_run(const struct vmm_config *cfg, int *status)
+{
+    struct vm *vm = calloc(1, sizeof(*vm));
+    if (!vm) {
+        vm_error("out of memory");
+        return VM_END_ERROR;
+    }
+    vm->cfg = cfg;
+    bus_init(&vm->pio, "pio");
+    bus_init(&vm->mmio, "mmio");
+    enum vm_end end = VM_END_ERROR;
+    struct hav_x86_state *boot = calloc(1, sizeof(*boot));
+    struct hav_vm_config vc = {.irqchip = HAV_IRQCHIP_KERNEL, .pit = true};
+    if (!boot)
+        goto out;
+    if (hav_open(cfg->hav, &vm->b) < 0) {
+        vm_error("%s", hav_last_error());
+        goto out;
+    }
+    if (cfg->cpus > hav_max_vcpus(vm->b)) {
+        vm_error("--cpus: %u is more than the %s backend allows (%u)", cfg->cpus,
+                 hav_backend_name(vm->b), hav_max_vcpus(vm->b));
+        goto out;
+    }
+    if (hav_vm_create(vm->b, &vc, &vm->hvm) < 0) {
+        vm_error("%s", hav_last_error());
+        goto out;
+    }
+    if (map_ram(vm) < 0 || create_devices(vm) < 0)
+        goto out;
+    struct acpi_config ac = {.vcpus = cfg->cpus, .ports = ACPI_PORTS_DEFAULT};
+    uint64_t rsdp = 0;
+    int r = acpi_tables_write(&vm->mem, &ac, &rsdp);
+    if (r < 0) {
+        vm_error("ACPI tables for %u vCPUs: %s", cfg->cpus, strerror(-r));
+        goto out;
+    }
+    if (load_kernel(vm, rsdp, boot) < 0) {
+        end = VM_END_BAD_INPUT;
+        goto out;
+    }
+    if (create_vcpus(vm, boot, HAV_X86_GPRS | HAV_X86_SEGS | HAV_X86_CRS) < 0)
+        goto out;
+
+    vm->console = console_start(STDIN_FILENO, console_feed, console_quit, vm);
+    for (unsigned i = 0; i < vm->nvcpus; i++) {
+        if (pthread_create(&vm->vcpus[i].thread, NULL, vcpu_main, &vm->vcpus[i]) != 0) {
+            vm_error("cannot start the thread of vCPU %u", i);
+            vm_stop(vm, VM_END_ERROR, 1);
+            break;
+        }
+        vm->vcpus[i].started = true;
+    }
+    for (unsigned i = 0; i < vm->nvcpus; i++)
+        if (vm->vcpus[i].started)
+            pthread_join(vm->vcpus[i].thread, NULL);
+    console_stop(vm->console);
+    end = (enum vm_end)(atomic_load(&vm->ended) - 1);
+    *status = vm->status;
+out:
+    free(boot);
+    vm_free(vm);
+    return end;
+}
