@@ -1,7 +1,7 @@
 # Revirt: thin wrapper around Meson/Ninja and the test scripts. See README.md.
 BUILD ?= build
 
-.PHONY: all deps build check test bench demo clean
+.PHONY: all deps build check test bench demo shell clean
 
 all: build
 
@@ -22,11 +22,16 @@ check: build
 test: deps
 	tests/tools/run-all.sh
 
+# exitloop on this host; boot (revirter against QEMU) in the nested lab.
 bench: build
 	GUEST_DIR=$(BUILD)/tests/guests $(BUILD)/bench/exitloop
+	bench/boot.sh $(BUILD)
 
 demo: build
 	tests/tools/demo.sh $(BUILD)
+
+shell: build
+	tests/tools/demo.sh $(BUILD) shell
 
 clean:
 	rm -rf $(BUILD) build-san

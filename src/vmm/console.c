@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,14 @@ static void restore_tty(void)
     if (saved_tty_fd >= 0)
         tcsetattr(saved_tty_fd, TCSANOW, &saved_tty);
     saved_tty_fd = -1;
+}
+
+/* A signal that ends revirter (kill, hang-up) must not leave the terminal raw either. */
+static void restore_tty_and_die(int sig)
+{
+    restore_tty();
+    signal(sig, SIG_DFL);
+    raise(sig);
 }
 
 size_t console_filter(int *state, const uint8_t *in, size_t n, uint8_t *out, int *quit)
@@ -125,6 +134,9 @@ struct console *console_start(int fd, size_t (*feed)(void *, const uint8_t *, si
             saved_tty = c->saved;
             saved_tty_fd = fd;
             atexit(restore_tty);
+            signal(SIGTERM, restore_tty_and_die);
+            signal(SIGHUP, restore_tty_and_die);
+            signal(SIGINT, restore_tty_and_die);
         }
     }
     if (pthread_create(&c->thread, NULL, console_main, c) != 0) {

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages Revirt needs to build and test (as root; nothing if all present).
 set -eu
-PKGS="meson ninja-build gcc binutils pkg-config python3 clang clang-format
+PKGS="meson ninja-build gcc binutils pkg-config python3 clang-format kmod
       qemu-system-x86 busybox-static cpio xz-utils zstd e2fsprogs acpica-tools"
 missing=""
 for p in $PKGS; do

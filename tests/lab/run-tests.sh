@@ -1,0 +1,116 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# revirter boots Debian's unmodified kernel in the nested lab: one L1 boot runs every case.
+#
+# usage: run-tests.sh [BUILD]      (BUILD: the meson build dir with revirter, default build)
+#   Prints "ok - NAME" / "not ok - NAME" per case and ends with "lab: N passed, N failed".
+#   Cases: poweroff (banner, exit 0), smp (--cpus 2 and the guest sees 2 CPUs), reboot-exit,
+#   reboot-restart (--on-reboot), pvh (the vmlinux ELF extracted from the same bzImage).
+# Environment: LAB_CACHE (default build/lab-cache), LAB_* for lab.sh, LAB_CASES to pick cases.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+build=$(cd "${1:-$repo/build}" && pwd)
+cache=${LAB_CACHE:-$repo/build/lab-cache}
+work=$build/lab-tests
+cases=${LAB_CASES:-poweroff smp reboot-exit reboot-restart pvh}
+mkdir -p "$cache" "$work"
+cache=$(cd "$cache" && pwd)
+
+sh "$repo/tests/images/kernel.sh" "$cache" >&2
+cp "$cache/vmlinuz" "$work/vmlinuz"
+cp "$cache/vmlinux" "$work/vmlinux"
+cp "$build/revirter" "$work/revirter"
+
+# The default init prints "revirt-guest: Linux <version> cpus=<n>" and powers off.
+sh "$repo/tests/images/initramfs.sh" --cache "$cache" --out "$work/poweroff.cpio.gz" >&2
+cat > "$work/reboot-init" <<'EOI'
+#!/bin/sh
+mount -t proc proc /proc
+echo "revirt-guest: Linux $(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo) rebooting"
+reboot -f
+EOI
+sh "$repo/tests/images/initramfs.sh" --cache "$cache" --init "$work/reboot-init" \
+    --out "$work/reboot.cpio.gz" >&2
+
+# --- inside L1 -------------------------------------------------------------------------------
+cat > "$work/in-l1.sh" <<'EOI'
+# Runs in L1 with the work dir as the current directory; writes results to ./results.
+cmdline="console=ttyS0 panic=-1 quiet"
+: > results
+result() { echo "$1 $2" >> results; echo "lab-case: $1 $2"; }
+boot() { # name timeout revirter-args...
+    name=$1 tmo=$2; shift 2
+    t0=$(date +%s%N)
+    timeout "$tmo" ./revirter run "$@" < /dev/null > "$name.out" 2> "$name.err"
+    rc=$?
+    echo "$(( ($(date +%s%N) - t0) / 1000000 ))" > "$name.ms"
+    echo "$rc" > "$name.rc"
+    sed "s/^/[$name] /" "$name.out" "$name.err" | tr -d '\r'
+}
+has() { grep -q -- "$2" "$1.out"; }
+for c in $CASES; do
+    case $c in
+    poweroff)
+        boot poweroff 300 --kernel vmlinuz --initrd poweroff.cpio.gz --cmdline "$cmdline" --memory 256M
+        [ "$(cat poweroff.rc)" = 0 ] && has poweroff "revirt-guest: Linux .* cpus=1" &&
+            result ok poweroff || result fail poweroff ;;
+    smp)
+        boot smp 300 --kernel vmlinuz --initrd poweroff.cpio.gz --cmdline "$cmdline" --cpus 2
+        [ "$(cat smp.rc)" = 0 ] && has smp "revirt-guest: Linux .* cpus=2" &&
+            result ok smp || result fail smp ;;
+    reboot-exit)
+        boot reboot-exit 300 --kernel vmlinuz --initrd reboot.cpio.gz --cmdline "$cmdline" \
+            --on-reboot=exit
+        [ "$(cat reboot-exit.rc)" = 0 ] && has reboot-exit "cpus=1 rebooting" &&
+            [ "$(grep -c 'revirt-guest:' reboot-exit.out)" = 1 ] &&
+            result ok reboot-exit || result fail reboot-exit ;;
+    reboot-restart)
+        # Restarting forever: the case passes once a second boot reaches the banner. revirter
+        # runs in the background itself, so its PID is $! and it can be stopped then.
+        t0=$(date +%s%N)
+        ./revirter run --kernel vmlinuz --initrd reboot.cpio.gz --cmdline "$cmdline" \
+            --on-reboot=restart < /dev/null > reboot-restart.out 2> reboot-restart.err &
+        rpid=$!
+        n=0
+        while [ "$n" -lt 600 ] && kill -0 "$rpid" 2>/dev/null; do
+            [ "$(grep -c 'rebooting' reboot-restart.out)" -ge 2 ] && break
+            sleep 1; n=$((n + 1))
+        done
+        echo "$(( ($(date +%s%N) - t0) / 1000000 ))" > reboot-restart.ms
+        kill "$rpid" 2>/dev/null
+        wait "$rpid"
+        echo "$?" > reboot-restart.rc
+        sed "s/^/[reboot-restart] /" reboot-restart.out reboot-restart.err | tr -d '\r'
+        [ "$(grep -c 'rebooting' reboot-restart.out)" -ge 2 ] &&
+            grep -q "guest rebooted, restarting" reboot-restart.err &&
+            result ok reboot-restart || result fail reboot-restart ;;
+    pvh)
+        boot pvh 300 --kernel vmlinux --initrd poweroff.cpio.gz --cmdline "$cmdline" --cpus 2
+        [ "$(cat pvh.rc)" = 0 ] && has pvh "revirt-guest: Linux .* cpus=2" &&
+            result ok pvh || result fail pvh ;;
+    *)
+        result fail "$c(unknown)" ;;
+    esac
+done
+EOI
+rm -f "$work/results"
+set +e
+LAB_TIMEOUT=${LAB_TIMEOUT:-2400} sh "$repo/tests/lab/lab.sh" run "$cache" "$work" \
+    "CASES='$cases' sh ./in-l1.sh"
+lab_rc=$?
+set -e
+passed=0 failed=0
+for c in $cases; do
+    if grep -q "^ok $c\$" "$work/results" 2>/dev/null; then
+        echo "ok - lab-$c ($(cat "$work/$c.ms" 2>/dev/null || echo '?') ms)"
+        passed=$((passed + 1))
+    else
+        echo "not ok - lab-$c (exit status $(cat "$work/$c.rc" 2>/dev/null || echo none))"
+        failed=$((failed + 1))
+    fi
+done
+[ "$lab_rc" = 0 ] || echo "# lab.sh exited with $lab_rc"
+echo "lab: $passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$lab_rc" = 0 ]
