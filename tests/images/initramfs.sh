@@ -30,18 +30,7 @@ die() { echo "$me: error: $*" >&2; exit 1; }
 say() { echo "$me: $*" >&2; }
 usage() { sed -n '/^# usage:/,/^# Environment:/s/^# \{0,1\}//p' "$here/$me" >&2; exit 1; }
 
-# need CMD PACKAGE: install Debian's PACKAGE when CMD is missing (apt-get update if needed).
-need() {
-    command -v "$1" >/dev/null 2>&1 && return 0
-    [ "$(id -u)" = 0 ] || die "'$1' is missing; install Debian package '$2' (needs root)"
-    say "installing $2 (for $1)"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null 2>&1; then
-        apt-get update -qq >/dev/null 2>&1 || true
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
-            die "apt-get install -y $2 failed"
-    fi
-    command -v "$1" >/dev/null 2>&1 || die "'$1' still missing after installing $2"
-}
+. "$here/../tools/need.sh"
 
 # static_busybox: path of a statically linked busybox, installing busybox-static if needed.
 static_busybox() {
