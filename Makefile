@@ -25,6 +25,7 @@ test: deps
 # exitloop on this host; boot (revirter against QEMU) in the nested lab.
 bench: build
 	GUEST_DIR=$(BUILD)/tests/guests $(BUILD)/bench/exitloop
+	bench/launch.sh $(BUILD)
 	bench/boot.sh $(BUILD)
 
 demo: build

@@ -19,11 +19,12 @@ static double now(void)
 }
 
 int hav_kvm_rawloop(void *ram, uint64_t ram_size, const struct hav_x86_state *st,
-                    uint16_t done_port, uint64_t *exits, double *seconds)
+                    uint16_t done_port, uint64_t *exits, double *seconds, double *launch)
 {
     int r = -EIO, kvm = -1, vm = -1, cpu = -1;
     struct kvm_run *run = MAP_FAILED;
     int size = 0;
+    double start = now();
     if ((kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC)) < 0 ||
         (vm = ioctl(kvm, KVM_CREATE_VM, 0)) < 0 ||
         ioctl(vm, KVM_SET_TSS_ADDR, (unsigned long)HAV_X86_RESERVED_GPA + 0x1000) < 0)
@@ -54,10 +55,13 @@ int hav_kvm_rawloop(void *ram, uint64_t ram_size, const struct hav_x86_state *st
         goto fail;
 
     uint64_t n = 0;
+    *launch = 0;
     double t0 = now();
     for (;;) {
         if (ioctl(cpu, KVM_RUN, 0) < 0)
             goto fail;
+        if (n == 0 && !*launch)
+            *launch = now() - start;
         if (run->exit_reason != KVM_EXIT_IO) {
             r = hav_set_error(-EIO, "rawloop: unexpected KVM exit %u", run->exit_reason);
             goto out;
