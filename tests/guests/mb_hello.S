@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A multiboot v1 test kernel: checks the boot magic, prints a banner and the command line on
- * COM1, then leaves through the debug-exit port with 0x21 (revirter exits with 67). */
+ * COM1, then acts on the command line's first word: "crash" triple-faults, "reboot" pulses
+ * the i8042 reset line, "poweroff" enters ACPI S5 through PM1a_CNT (port 0x604); anything else
+ * leaves through the debug-exit port with 0x21 (revirter exits with 67). */
     .set MB_MAGIC, 0x1badb002
     .set MB_FLAGS, 0x3          /* page-aligned modules, memory info */
     .section .text
@@ -24,6 +26,16 @@ _start:
     call puts
 1:  mov $newline, %esi
     call puts
+    testl $4, (%ebp)
+    jz exit
+    mov 16(%ebp), %esi
+    cmpl $0x73617263, (%esi)    /* "cras" */
+    je crash
+    cmpl $0x6f626572, (%esi)    /* "rebo" */
+    je reboot
+    cmpl $0x65776f70, (%esi)    /* "powe" */
+    je poweroff
+exit:
     mov $0x21, %eax
     mov $0xf4, %dx
     outl %eax, %dx
@@ -33,6 +45,19 @@ bad:
     outl %eax, %dx
 2:  cli
     hlt
+    jmp 2b
+
+crash:
+    lidt null_idt               /* no IDT: the #UD cannot be delivered, the CPU shuts down */
+    ud2
+reboot:
+    mov $0xfe, %al              /* i8042 command 0xFE: pulse the reset line */
+    out %al, $0x64
+    jmp 2b
+poweroff:
+    mov $(5 << 10 | 1 << 13), %ax /* SLP_TYP 5 (\_S5) | SLP_EN */
+    mov $0x604, %dx
+    out %ax, %dx
     jmp 2b
 
 /* puts(esi): poll the UART's THRE bit, then write each byte to THR. */
@@ -52,4 +77,7 @@ puts:
     .section .rodata
 banner: .asciz "revirt multiboot ok: cmdline="
 newline: .asciz "\n"
+    .align 8
+null_idt: .word 0
+    .long 0
     .section .note.GNU-stack, "", @progbits

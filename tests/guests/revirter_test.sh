@@ -34,6 +34,28 @@ no-debug-exit)
     timeout -s INT 3 "$rv" run --kernel "$dir/mb_hello.elf" </dev/null >"$out" 2>"$err"
     [ $? = 124 ] || { echo "not ok - revirter did not keep running the halted guest"; exit 1; }
     expect "$out" "revirt multiboot ok" ;;
+triple-fault)
+    run 1 "$rv" run --kernel "$dir/mb_hello.elf" --cmdline crash
+    expect "$err" "vCPU 0: triple fault"
+    expect "$err" "vCPU 0: rip 0000000000100" ;;
+reboot)
+    run 0 "$rv" run --kernel "$dir/mb_hello.elf" --cmdline reboot
+    expect "$out" "cmdline=reboot" ;;
+reboot-restart)
+    # Every boot reboots again: restart is seen as a second banner; stop it then.
+    "$rv" run --kernel "$dir/mb_hello.elf" --cmdline reboot --on-reboot=restart \
+        </dev/null >"$out" 2>"$err" &
+    pid=$!
+    i=0
+    while [ "$i" -lt 100 ] && [ "$(grep -c 'cmdline=reboot' "$out")" -lt 3 ]; do
+        sleep 0.1; i=$((i + 1))
+    done
+    kill "$pid"; wait "$pid"
+    [ "$(grep -c 'cmdline=reboot' "$out")" -ge 3 ] || { echo "not ok - no restarts"; exit 1; }
+    expect "$err" "guest rebooted, restarting" ;;
+poweroff)
+    run 0 "$rv" run --kernel "$dir/mb_hello.elf" --cmdline poweroff
+    expect "$out" "cmdline=poweroff" ;;
 bad-kernel-file)
     run 2 "$rv" run --kernel /nonexistent/vmlinuz
     expect "$err" "revirter: --kernel: /nonexistent/vmlinuz: No such file or directory" ;;
