@@ -38,6 +38,18 @@
  *   -EINVAL   the caller's configuration is wrong (no guest memory, bad e820 map, e820 RAM
  *             missing under the loader's low area).
  *   -EFAULT   e820 says RAM where guest_mem has none (a caller bug found while writing).
+ *
+ * Boot vCPU state (groups HAV_X86_GPRS | HAV_X86_SEGS | HAV_X86_CRS, all fields of them set):
+ * flat 4 GiB segments from the loader's GDT (CS 0x10, DS = ES = FS = GS = SS 0x18, TR 0x20 a
+ * busy TSS with base 0 and limit 0x67, LDTR unusable), IDT base 0 limit 0, RFLAGS 0x2
+ * (interrupts off), RSP BOOT_STACK_TOP, IA32_APIC_BASE BOOT_APIC_BASE, other registers 0.
+ *   bzImage, 64-bit (XLF_KERNEL_64): long mode, CR0 PE|ET|PG, CR4 PAE, EFER LME|LMA, CR3 the
+ *            identity map of [0, 4 GiB); RIP load address + 0x200, RSI zero page.
+ *   bzImage, 32-bit (no XLF_KERNEL_64 or protocol < 2.12): CR0 PE|ET, paging off; RIP load
+ *            address, ESI zero page, EBX = EBP = EDI = 0.
+ *   PVH:     CR0 PE|ET, CR4 0, paging off; RIP the PHYS32_ENTRY note, EBX hvm_start_info.
+ *   multiboot: CR0 PE|ET, paging off; RIP the entry, EAX 0x2badb002, EBX multiboot_info.
+ * The caller sets whatever else it wants (FPU, MSRs, CPUID) on its own.
  */
 
 #include <stdbool.h>
