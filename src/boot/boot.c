@@ -441,3 +441,20 @@ int boot_load(const struct boot_config *cfg, struct hav_x86_state *st, struct bo
                      "multiboot header in the first 8 KiB (%zu bytes)",
                      cfg->kernel_size);
 }
+
+void boot_result_init(struct boot_result *res, const struct boot_config *cfg,
+                      enum boot_format format, bool long_mode, uint64_t entry, uint64_t start,
+                      uint64_t end, uint64_t initrd)
+{
+    memset(res, 0, sizeof(*res));
+    res->format = format;
+    res->mask = HAV_X86_GPRS | HAV_X86_SEGS | HAV_X86_CRS;
+    res->long_mode = long_mode;
+    res->entry = entry;
+    res->kernel_start = start;
+    res->kernel_end = end;
+    res->initrd_addr = initrd;
+    res->initrd_size = initrd ? cfg->initrd_size : 0;
+    res->params_addr = BOOT_PARAMS_ADDR;
+    res->cmdline_addr = BOOT_CMDLINE_ADDR;
+}

@@ -103,6 +103,12 @@ HAV_MUST_CHECK int boot_put_initrd(struct boot_ctx *ctx, const char *who, uint64
 HAV_MUST_CHECK int boot_setup_cpu(struct boot_ctx *ctx, bool long_mode, uint64_t rip,
                                   struct hav_x86_state *st);
 
+/* Start *res with what every format reports: format, mask, long mode, entry, kernel range,
+ * initrd (none when initrd is 0) and where the parameter block and command line went. */
+void boot_result_init(struct boot_result *res, const struct boot_config *cfg,
+                      enum boot_format format, bool long_mode, uint64_t entry, uint64_t start,
+                      uint64_t end, uint64_t initrd);
+
 /* ---------------------------------------------------------------- ELF (elf.c) */
 
 struct boot_elf {

@@ -282,26 +282,17 @@ int boot_bzimage_run(struct boot_ctx *ctx, struct hav_x86_state *st, struct boot
         return rc;
     st->gprs.rsi = BOOT_PARAMS_ADDR;
 
-    memset(res, 0, sizeof(*res));
-    res->format = BOOT_FORMAT_BZIMAGE;
-    res->mask = HAV_X86_GPRS | HAV_X86_SEGS | HAV_X86_CRS;
-    res->long_mode = long_mode;
-    res->protocol = version;
-    res->entry = entry;
-    res->kernel_start = place.avoid[0].start;
-    res->kernel_end = place.avoid[0].end;
+    uint64_t start = place.avoid[0].start, end = place.avoid[0].end;
     for (unsigned i = 1; i < place.navoid; i++) {
-        if (place.avoid[i].start < res->kernel_start)
-            res->kernel_start = place.avoid[i].start;
-        if (place.avoid[i].end > res->kernel_end)
-            res->kernel_end = place.avoid[i].end;
+        if (place.avoid[i].start < start)
+            start = place.avoid[i].start;
+        if (place.avoid[i].end > end)
+            end = place.avoid[i].end;
     }
+    boot_result_init(res, cfg, BOOT_FORMAT_BZIMAGE, long_mode, entry, start, end, initrd);
+    res->protocol = version;
     res->pref_address = version >= V_2_10 ? boot_rd64(k + HDR_PREF_ADDRESS) : 0;
     res->init_size = version >= V_2_10 ? boot_rd32(k + HDR_INIT_SIZE) : 0;
-    res->initrd_addr = initrd;
-    res->initrd_size = initrd ? cfg->initrd_size : 0;
-    res->params_addr = BOOT_PARAMS_ADDR;
-    res->cmdline_addr = BOOT_CMDLINE_ADDR;
     return 0;
 }
 

@@ -264,16 +264,7 @@ int boot_multiboot_run(struct boot_ctx *ctx, struct hav_x86_state *st, struct bo
     st->gprs.rax = MB_BOOTLOADER_MAGIC;
     st->gprs.rbx = BOOT_PARAMS_ADDR;
 
-    memset(res, 0, sizeof(*res));
-    res->format = BOOT_FORMAT_MULTIBOOT;
-    res->mask = HAV_X86_GPRS | HAV_X86_SEGS | HAV_X86_CRS;
-    res->entry = entry;
-    res->kernel_start = lo;
-    res->kernel_end = hi;
-    res->initrd_addr = initrd;
-    res->initrd_size = initrd ? cfg->initrd_size : 0;
-    res->params_addr = BOOT_PARAMS_ADDR;
-    res->cmdline_addr = BOOT_CMDLINE_ADDR;
+    boot_result_init(res, cfg, BOOT_FORMAT_MULTIBOOT, false, entry, lo, hi, initrd);
     return 0;
 }
 
