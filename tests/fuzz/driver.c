@@ -77,6 +77,19 @@ static void on_signal(int sig)
     raise(sig);
 }
 
+/* An exact-size heap copy (never NULL), so that reading one byte past the end is caught. */
+static uint8_t *dup_exact(const uint8_t *data, size_t size)
+{
+    uint8_t *copy = malloc(size ? size : 1);
+    if (!copy) {
+        perror("malloc");
+        exit(2);
+    }
+    if (size)
+        memcpy(copy, data, size);
+    return copy;
+}
+
 static void add_seed(const uint8_t *data, size_t size)
 {
     if (nseeds == seeds_cap) {
@@ -87,13 +100,7 @@ static void add_seed(const uint8_t *data, size_t size)
             exit(2);
         }
     }
-    uint8_t *copy = malloc(size ? size : 1);
-    if (!copy) {
-        perror("malloc");
-        exit(2);
-    }
-    if (size)
-        memcpy(copy, data, size);
+    uint8_t *copy = dup_exact(data, size);
     seeds[nseeds++] = (struct input){copy, size};
 }
 
@@ -299,14 +306,7 @@ static void mutate_once(uint8_t *buf, size_t *size, size_t cap)
 
 static void run_one(const uint8_t *data, size_t size)
 {
-    /* An exact-size heap copy, so reading one byte past the end is caught. */
-    uint8_t *copy = malloc(size ? size : 1);
-    if (!copy) {
-        perror("malloc");
-        exit(2);
-    }
-    if (size)
-        memcpy(copy, data, size);
+    uint8_t *copy = dup_exact(data, size);
     cur_data = copy;
     cur_size = size;
     LLVMFuzzerTestOneInput(copy, size);
