@@ -68,6 +68,11 @@ static int kvm_open(struct hav_backend *b)
     b->max_vcpus = n > 0 ? (unsigned)n : 1;
     n = ioctl(k->fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
     b->max_slots = n > 0 ? (unsigned)n : 32;
+    int r = kvm_x86_load_supported_cpuid(k);
+    if (r < 0) {
+        close(k->fd);
+        return r;
+    }
 
     struct sigaction sa = {.sa_handler = kick_handler, .sa_flags = SA_RESTART};
     sigemptyset(&sa.sa_mask);
@@ -77,6 +82,7 @@ static int kvm_open(struct hav_backend *b)
 
 static void kvm_close(struct hav_backend *b)
 {
+    free(kvm_backend_of(b)->cpuid);
     close(kvm_backend_of(b)->fd);
 }
 

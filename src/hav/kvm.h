@@ -14,6 +14,8 @@ struct kvm_backend {
     struct hav_backend base;
     int fd;
     int run_size;
+    struct hav_cpuid_entry *cpuid; /* what KVM supports, fetched once at open */
+    unsigned ncpuid;
 };
 
 struct kvm_vm {
@@ -50,6 +52,7 @@ static inline struct kvm_vcpu *kvm_vcpu_of(struct hav_vcpu *v)
 /* kvm_x86_64.c */
 int kvm_x86_get_state(struct hav_vcpu *vcpu, struct hav_x86_state *st, uint32_t mask);
 int kvm_x86_set_state(struct hav_vcpu *vcpu, const struct hav_x86_state *st, uint32_t mask);
+int kvm_x86_load_supported_cpuid(struct kvm_backend *k);
 int kvm_x86_supported_cpuid(struct hav_backend *b, struct hav_cpuid_entry *e, unsigned max);
 int kvm_x86_set_cpuid(struct hav_vcpu *vcpu, const struct hav_cpuid_entry *e, unsigned count);
 int kvm_x86_default_cpuid(struct hav_vcpu *vcpu);

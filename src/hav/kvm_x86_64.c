@@ -264,35 +264,50 @@ struct cpuid_buf {
     struct kvm_cpuid_entry2 entries[HAV_CPUID_MAX];
 };
 
-int kvm_x86_supported_cpuid(struct hav_backend *b, struct hav_cpuid_entry *e, unsigned max)
+/* KVM_GET_SUPPORTED_CPUID, once per backend: every vCPU's default table and every VMM query is
+ * then a copy instead of an ioctl. */
+int kvm_x86_load_supported_cpuid(struct kvm_backend *k)
 {
     struct cpuid_buf *c = calloc(1, sizeof(*c));
-    if (!c)
+    k->cpuid = calloc(HAV_CPUID_MAX, sizeof(*k->cpuid));
+    if (!c || !k->cpuid) {
+        free(c);
+        free(k->cpuid);
+        k->cpuid = NULL;
         return hav_set_error(-ENOMEM, "out of memory");
-    c->head.nent = HAV_CPUID_MAX;
-    int r;
-    if (ioctl(kvm_backend_of(b)->fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
-        int err = errno;
-        r = hav_set_error(-err, "kvm: KVM_GET_SUPPORTED_CPUID: %s", strerror(err));
-    } else if (c->head.nent > max) {
-        r = hav_set_error(-ENOSPC, "CPUID table has %u entries, room for %u", c->head.nent, max);
-    } else {
-        for (unsigned i = 0; i < c->head.nent; i++) {
-            const struct kvm_cpuid_entry2 *k = &c->entries[i];
-            e[i] = (struct hav_cpuid_entry){
-                .function = k->function,
-                .index = k->index,
-                .indexed = (k->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) != 0,
-                .eax = k->eax,
-                .ebx = k->ebx,
-                .ecx = k->ecx,
-                .edx = k->edx,
-            };
-        }
-        r = (int)c->head.nent;
     }
+    c->head.nent = HAV_CPUID_MAX;
+    if (ioctl(k->fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+        int err = errno;
+        free(c);
+        free(k->cpuid);
+        k->cpuid = NULL;
+        return hav_set_error(-err, "kvm: KVM_GET_SUPPORTED_CPUID: %s", strerror(err));
+    }
+    for (unsigned i = 0; i < c->head.nent; i++) {
+        const struct kvm_cpuid_entry2 *e = &c->entries[i];
+        k->cpuid[i] = (struct hav_cpuid_entry){
+            .function = e->function,
+            .index = e->index,
+            .indexed = (e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) != 0,
+            .eax = e->eax,
+            .ebx = e->ebx,
+            .ecx = e->ecx,
+            .edx = e->edx,
+        };
+    }
+    k->ncpuid = c->head.nent;
     free(c);
-    return r;
+    return 0;
+}
+
+int kvm_x86_supported_cpuid(struct hav_backend *b, struct hav_cpuid_entry *e, unsigned max)
+{
+    const struct kvm_backend *k = kvm_backend_of(b);
+    if (k->ncpuid > max)
+        return hav_set_error(-ENOSPC, "CPUID table has %u entries, room for %u", k->ncpuid, max);
+    memcpy(e, k->cpuid, k->ncpuid * sizeof(*e));
+    return (int)k->ncpuid;
 }
 
 int kvm_x86_set_cpuid(struct hav_vcpu *hv, const struct hav_cpuid_entry *e, unsigned count)
