@@ -2,7 +2,8 @@
 # Installs the Debian packages Revirt needs to build and test (as root; nothing if all present).
 set -eu
 PKGS="meson ninja-build gcc binutils pkg-config python3 clang-format kmod
-      qemu-system-x86 busybox-static cpio xz-utils zstd e2fsprogs acpica-tools"
+      qemu-system-x86 busybox-static cpio xz-utils zstd e2fsprogs acpica-tools
+      liburing-dev libslirp-dev libglib2.0-dev iproute2 fio iperf3 socat"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

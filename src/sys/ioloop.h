@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/* A device I/O thread: an epoll loop over a few fds (queue kicks, a TAP device, sockets, an
+ * io_uring), so device work never runs on vCPU threads. */
+#ifndef REVIRT_SYS_IOLOOP_H
+#define REVIRT_SYS_IOLOOP_H
+
+#include <stdint.h>
+
+struct ioloop;
+
+/* events: EPOLLIN etc. as returned by epoll. */
+typedef void (*ioloop_fn)(void *opaque, uint32_t events);
+
+/* name is for the thread (pthread_setname_np, up to 15 characters). */
+__attribute__((warn_unused_result)) int ioloop_create(const char *name, struct ioloop **out);
+/* Watch fd for events (level-triggered); fn runs on the loop's thread. Before ioloop_start or
+ * from the loop's own thread. */
+__attribute__((warn_unused_result)) int ioloop_add(struct ioloop *l, int fd, uint32_t events,
+                                                   ioloop_fn fn, void *opaque);
+__attribute__((warn_unused_result)) int ioloop_modify(struct ioloop *l, int fd, uint32_t events);
+int ioloop_remove(struct ioloop *l, int fd);
+/* Start the thread. */
+__attribute__((warn_unused_result)) int ioloop_start(struct ioloop *l);
+/* Stop the thread and wait for it (from any other thread; a no-op when not started). Callbacks
+ * already running finish first; none runs after the return. */
+void ioloop_stop(struct ioloop *l);
+/* Stop, then free (fds added stay the caller's). NULL is fine. */
+void ioloop_destroy(struct ioloop *l);
+
+#endif
