@@ -23,9 +23,8 @@ struct acpi_pm_config {
 /* Register the PM1a event block (4 ports), PM1a control (2), PM timer (4, if pm_tmr) and reset
  * register (1, if reset) on pio. -EINVAL for a zero PM1 port, -EEXIST on a port clash, -ENOMEM.
  *
- * The reset register defaults to 0xCF9, inside the PCI CONFIG_ADDRESS window 0xCF8-0xCFB. A PCI
- * host bridge registered later must leave byte 0xCF9 to this device (as PIIX/ICH decode it: only
- * dword accesses at 0xCF8 are CONFIG_ADDRESS), or the VMM picks another reset port. */
+ * The reset register defaults to 0x60C, not the PIIX/ICH 0xCF9: that byte belongs to the PCI
+ * host bridge's CONFIG_ADDRESS (0xCF8-0xCFB), which src/pci claims whole. */
 __attribute__((warn_unused_result)) int
 acpi_pm_create(struct bus *pio, const struct acpi_pm_config *cfg, struct acpi_pm **out);
 /* Press the power button: sets PWRBTN_STS and raises the SCI if the guest enabled it, so an

@@ -1,2 +1,268 @@
 /* SPDX-License-Identifier: MIT */
-/* TODO: being written. */
+/* MSI-X: capability, vector table, pending bits, and delivery through eventfds bound to routes. */
+#include "msix.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* Capability layout (PCI Local Bus 3.0 §6.8.2.1-6.8.2.5). */
+#define CAP_LEN 12
+#define CAP_CTRL 2
+#define CAP_TABLE 4
+#define CAP_PBA 8
+#define CTRL_ENABLE (1u << 15)
+#define CTRL_FUNCTION_MASK (1u << 14)
+
+/* Table entry words (§6.8.2.6-6.8.2.9): address low, address high, data, vector control. */
+#define ENTRY_ADDR_LO 0
+#define ENTRY_ADDR_HI 1
+#define ENTRY_DATA 2
+#define ENTRY_CTRL 3
+#define ENTRY_CTRL_MASK 1u /* the only writable bit; the rest are reserved, read 0 */
+
+#define PBA_SIZE 8u /* one QWORD holds MSIX_MAX_VECTORS bits */
+
+struct msix {
+    struct pci_device *dev;
+    struct msi_ops msi;
+    unsigned nvec;
+    uint8_t cap;
+    /* Guards everything below except enabled_flag and fd: table and PBA accesses come from
+     * any vCPU, msix_notify from device threads, capability writes under the configuration
+     * lock (which is taken before this one, never after). Never held across a guest wait. */
+    pthread_mutex_t lock;
+    uint32_t table[MSIX_MAX_VECTORS][4];
+    uint64_t pending;
+    bool enabled, function_masked; /* Message Control as last written */
+    bool dirty[MSIX_MAX_VECTORS];  /* address/data changed since the route was last set */
+    int handle[MSIX_MAX_VECTORS];  /* from msi.bind, -1 until bound */
+    atomic_bool enabled_flag;      /* enabled, for the lock-free readers */
+    int fd[MSIX_MAX_VECTORS];      /* fixed from create to destroy */
+};
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+int msix_create(struct pci_device *d, unsigned nvec, unsigned bar, uint32_t table_off,
+                uint32_t pba_off, const struct msi_ops *msi, struct msix **out)
+{
+    if (!d || !out || !msi || !msi->bind || !msi->route || nvec < 1 || nvec > MSIX_MAX_VECTORS ||
+        bar >= PCI_NUM_BARS || d->host)
+        return -EINVAL;
+    /* Both structures in one memory BAR, QWORD aligned (the offset fields keep bits 31:3 only)
+     * and apart (§6.8.2.4-6.8.2.5). */
+    const struct pci_bar_desc *b = &d->bars[bar];
+    uint64_t table_len = (uint64_t)nvec * MSIX_ENTRY_SIZE;
+    if (!b->size || b->io || table_off % 8 || pba_off % 8 || table_off + table_len > b->size ||
+        (uint64_t)pba_off + PBA_SIZE > b->size ||
+        (pba_off < table_off + table_len && table_off < pba_off + PBA_SIZE))
+        return -EINVAL;
+
+    struct msix *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->dev = d;
+    m->msi = *msi;
+    m->nvec = nvec;
+    pthread_mutex_init(&m->lock, NULL);
+    atomic_init(&m->enabled_flag, false);
+    int ret = 0;
+    unsigned made = 0;
+    for (; made < nvec; made++) {
+        m->fd[made] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (m->fd[made] < 0) {
+            ret = -errno;
+            goto err_fds;
+        }
+        m->handle[made] = -1;
+        m->dirty[made] = true;
+        m->table[made][ENTRY_CTRL] = ENTRY_CTRL_MASK; /* masked after reset (§6.8.2.9) */
+    }
+
+    uint8_t body[CAP_LEN] = {PCI_CAP_ID_MSIX, 0, (uint8_t)(nvec - 1), (uint8_t)((nvec - 1) >> 8)};
+    put32(body + CAP_TABLE, table_off | bar);
+    put32(body + CAP_PBA, pba_off | bar);
+    uint8_t wmask[CAP_LEN] = {0};
+    wmask[CAP_CTRL + 1] = (CTRL_ENABLE | CTRL_FUNCTION_MASK) >> 8;
+    ret = pci_device_add_cap(d, body, CAP_LEN, wmask);
+    if (ret < 0)
+        goto err_fds;
+    m->cap = (uint8_t)ret;
+    *out = m;
+    return 0;
+
+err_fds:
+    while (made--)
+        close(m->fd[made]);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+    return ret;
+}
+
+void msix_destroy(struct msix *m)
+{
+    if (!m)
+        return;
+    for (unsigned v = 0; v < m->nvec; v++) {
+        if (m->handle[v] >= 0 && m->msi.unbind)
+            m->msi.unbind(m->msi.opaque, m->handle[v], m->fd[v]);
+        close(m->fd[v]);
+    }
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+/* ---------------------------------------------------------------- delivery (lock held) */
+
+static bool live(const struct msix *m, unsigned v)
+{
+    return m->enabled && !m->function_masked && !(m->table[v][ENTRY_CTRL] & ENTRY_CTRL_MASK);
+}
+
+static void route(struct msix *m, unsigned v)
+{
+    if (m->handle[v] < 0 || !m->dirty[v])
+        return;
+    uint64_t addr = (uint64_t)m->table[v][ENTRY_ADDR_HI] << 32 | m->table[v][ENTRY_ADDR_LO];
+    /* On failure the route stays dirty and is tried again before the next delivery. */
+    if (m->msi.route(m->msi.opaque, m->handle[v], addr, m->table[v][ENTRY_DATA]) == 0)
+        m->dirty[v] = false;
+}
+
+static void deliver(struct msix *m, unsigned v)
+{
+    route(m, v);
+    uint64_t one = 1;
+    /* Only EAGAIN (a counter near 2^64) can fail: the interrupt is pending there anyway. */
+    (void)!write(m->fd[v], &one, sizeof(one));
+}
+
+/* A vector just became deliverable (or its message changed while it was): bring its route up
+ * to date and send what it held back (§6.8.2.9: a pending message is sent once unmasked). */
+static void vector_live(struct msix *m, unsigned v)
+{
+    route(m, v);
+    if (m->pending & (1ull << v)) {
+        m->pending &= ~(1ull << v);
+        deliver(m, v);
+    }
+}
+
+/* ---------------------------------------------------------------- guest accesses */
+
+void msix_table_access(struct msix *m, uint64_t off, uint8_t *data, uint32_t len, bool write)
+{
+    if (!write)
+        memset(data, 0, len);
+    /* DWORD or aligned QWORD accesses only (§6.8.2: other sizes are undefined); ignore the
+     * rest and anything past the last entry. */
+    uint64_t size = (uint64_t)m->nvec * MSIX_ENTRY_SIZE;
+    if ((len != 4 && len != 8) || off % len || off >= size || len > size - off)
+        return;
+    unsigned v = (unsigned)(off / MSIX_ENTRY_SIZE), w = (unsigned)(off % MSIX_ENTRY_SIZE) / 4;
+    pthread_mutex_lock(&m->lock);
+    if (!write) {
+        for (unsigned i = 0; i < len / 4; i++)
+            put32(data + 4 * i, m->table[v][w + i]);
+        pthread_mutex_unlock(&m->lock);
+        return;
+    }
+    bool was_live = live(m, v);
+    for (unsigned i = 0; i < len / 4; i++) {
+        uint32_t val = get32(data + 4 * i);
+        if (w + i == ENTRY_CTRL) {
+            m->table[v][ENTRY_CTRL] = val & ENTRY_CTRL_MASK;
+        } else if (m->table[v][w + i] != val) {
+            m->table[v][w + i] = val;
+            m->dirty[v] = true;
+        }
+    }
+    if (live(m, v) && (!was_live || m->dirty[v]))
+        vector_live(m, v);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void msix_pba_access(struct msix *m, uint64_t off, uint8_t *data, uint32_t len, bool write)
+{
+    if (!write)
+        memset(data, 0, len);
+    /* Read-only (§6.8.2.10); writes are dropped. */
+    if (write || (len != 4 && len != 8) || off % len || off >= PBA_SIZE)
+        return;
+    pthread_mutex_lock(&m->lock);
+    uint64_t bits = m->pending >> (8 * off);
+    pthread_mutex_unlock(&m->lock);
+    for (uint32_t i = 0; i < len; i++)
+        data[i] = (uint8_t)(bits >> (8 * i));
+}
+
+void msix_config_written(struct msix *m, uint32_t off, uint32_t len)
+{
+    uint32_t ctrl_off = m->cap + CAP_CTRL;
+    if (off >= ctrl_off + 2 || ctrl_off >= off + len)
+        return;
+    /* Called under the configuration lock, so the device's cfg is stable. */
+    uint16_t ctrl = (uint16_t)(m->dev->cfg[ctrl_off] | m->dev->cfg[ctrl_off + 1] << 8);
+    pthread_mutex_lock(&m->lock);
+    bool was_enabled = m->enabled;
+    m->enabled = ctrl & CTRL_ENABLE;
+    m->function_masked = ctrl & CTRL_FUNCTION_MASK;
+    if (m->enabled && !was_enabled) {
+        /* Vectors are bound at the first enable, so functions a guest drives with INTx (or
+         * not at all) never hold routes; one that failed is tried again at the next. */
+        for (unsigned v = 0; v < m->nvec; v++) {
+            if (m->handle[v] >= 0)
+                continue;
+            int h = m->msi.bind(m->msi.opaque, m->fd[v]);
+            if (h >= 0) {
+                m->handle[v] = h;
+                m->dirty[v] = true;
+            }
+        }
+    }
+    atomic_store(&m->enabled_flag, m->enabled);
+    for (unsigned v = 0; v < m->nvec; v++)
+        if (live(m, v))
+            vector_live(m, v);
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* ---------------------------------------------------------------- device side */
+
+bool msix_enabled(const struct msix *m)
+{
+    return atomic_load(&m->enabled_flag);
+}
+
+bool msix_notify(struct msix *m, unsigned vector)
+{
+    if (vector >= m->nvec)
+        return false;
+    pthread_mutex_lock(&m->lock);
+    if (live(m, vector))
+        deliver(m, vector);
+    else
+        m->pending |= 1ull << vector;
+    pthread_mutex_unlock(&m->lock);
+    return true;
+}
+
+int msix_vector_fd(const struct msix *m, unsigned vector)
+{
+    if (vector >= m->nvec || !atomic_load(&m->enabled_flag))
+        return -1;
+    return m->fd[vector];
+}

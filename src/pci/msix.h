@@ -18,16 +18,23 @@ struct msix;
 
 /* Add the MSI-X capability to d with nvec vectors (1..MSIX_MAX_VECTORS); the table lives at
  * table_off and the PBA at pba_off of memory BAR bar (both 8-byte aligned, inside the BAR, not
- * overlapping). Each vector gets an eventfd bound through msi (bound lazily, at the first guest
- * write that enables MSI-X). Call before pci_host_add. */
+ * overlapping; the BAR must be declared already). Each vector gets an eventfd bound through msi
+ * (bound lazily, at the first guest write that enables MSI-X; a failed bind is retried at the
+ * next enable). msi is copied; its callbacks run on vCPU threads with the MSI-X lock held, and
+ * route may also run in msix_notify to retry one that failed. Call before pci_host_add.
+ * -EINVAL for bad arguments, -ENOSPC without room for the capability, or an eventfd error. */
 __attribute__((warn_unused_result)) int msix_create(struct pci_device *d, unsigned nvec,
                                                     unsigned bar, uint32_t table_off,
                                                     uint32_t pba_off, const struct msi_ops *msi,
                                                     struct msix **out);
+/* Unbind the vectors and close their eventfds; no device thread may still notify. NULL is
+ * ignored. */
 void msix_destroy(struct msix *m);
 
 /* The owning device forwards these: guest accesses to the table and PBA (offsets relative to
- * table_off / pba_off), and every configuration-space write (from its config_written hook). */
+ * table_off / pba_off), and every configuration-space write (from its config_written hook).
+ * Only aligned 4- and 8-byte accesses inside the table or PBA count; anything else reads 0 and
+ * is dropped, as is every PBA write. */
 void msix_table_access(struct msix *m, uint64_t off, uint8_t *data, uint32_t len, bool write);
 void msix_pba_access(struct msix *m, uint64_t off, uint8_t *data, uint32_t len, bool write);
 void msix_config_written(struct msix *m, uint32_t off, uint32_t len);

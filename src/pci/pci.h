@@ -67,8 +67,9 @@ struct pci_bar_desc {
 
 struct pci_device_ops {
     /* BAR bar started (addr != 0) or stopped (addr == 0) decoding at addr: called after the
-     * bus mapping changed, under the host's configuration lock. Lets a device move what it has
-     * registered elsewhere, e.g. ioevents on notify addresses. May be NULL. */
+     * bus mapping changed, under the host's configuration lock. A move is reported as a stop
+     * then a start. Lets a device move what it has registered elsewhere, e.g. ioevents on
+     * notify addresses. May be NULL. */
     void (*bar_mapped)(void *opaque, unsigned bar, uint64_t addr);
     /* The guest wrote len bytes at off (after the generic handling stored what is writable);
      * under the host's configuration lock. For capability registers. May be NULL. */
@@ -88,21 +89,26 @@ struct pci_device {
     const char *name;
     struct pci_host *host; /* set by pci_host_add */
     unsigned slot;
-    struct irq_line intx;  /* set by pci_host_add */
-    uint8_t cap_end;       /* next free byte for capabilities */
+    struct irq_line intx; /* set by pci_host_add */
+    uint8_t cap_end;      /* next free byte for capabilities */
+    /* INTx state, under intx_lock (taken inside the configuration lock, never around it):
+     * what the device drives, COMMAND.INTX_DISABLE as last written, and the pin's level. */
+    pthread_mutex_t intx_lock;
+    bool intx_level, intx_disabled, intx_out;
 };
 
 /* Header for a type-0 function with INTA. class_code is the 24-bit class (base, sub, prog-if). */
 void pci_device_init(struct pci_device *d, const char *name, uint16_t vendor, uint16_t device,
                      uint32_t class_code, uint8_t revision, uint16_t subsys_vendor,
                      uint16_t subsys_id, const struct pci_device_ops *ops, void *opaque);
-/* Declare BAR i; -EINVAL for a bad size or index, -EEXIST if i is taken. 64-bit BARs are not
- * used: everything fits the 32-bit window. */
+/* Declare BAR i; -EINVAL for a bad size or index (or a device already added), -EEXIST if i is
+ * taken. 64-bit BARs are not used: everything fits the 32-bit window. */
 __attribute__((warn_unused_result)) int pci_device_set_bar(struct pci_device *d, unsigned i,
                                                            const struct pci_bar_desc *bar);
 /* Append a capability: body is len bytes starting with the ID byte; its next pointer (byte 1) is
- * filled in. wmask (len bytes, NULL for read-only) says which bits the guest may write. Returns
- * its offset in configuration space, or -ENOSPC. */
+ * filled in. wmask (len bytes, NULL for read-only) says which bits the guest may write (never
+ * the ID and next bytes). Returns its offset in configuration space (dword aligned, from 0x40),
+ * -ENOSPC, or -EINVAL (len < 2, device already added). */
 __attribute__((warn_unused_result)) int pci_device_add_cap(struct pci_device *d, const void *body,
                                                            uint8_t len, const void *wmask);
 /* Assert or deassert INTA (level-triggered). Honours COMMAND.INTX_DISABLE and mirrors the level
@@ -117,15 +123,19 @@ struct pci_host_config {
 
 struct pci_host;
 
-/* Create the host bridge (00:00.0) and claim 0xCF8-0xCFB and 0xCFC-0xCFF on pio (never 0xCF9's
- * byte alone: that is the reset register of acpi_pm; 0xCF8 is only claimed as a 4-byte port). */
+/* Create the host bridge (00:00.0) and claim 0xCF8-0xCFB (CONFIG_ADDRESS) and 0xCFC-0xCFF
+ * (CONFIG_DATA) on pio, so no other device may sit on 0xCF9 (ACPI_PORTS_DEFAULT puts the reset
+ * register at 0x60C). -EINVAL without both buses, -EEXIST on a port clash, -ENOMEM. */
 __attribute__((warn_unused_result)) int pci_host_create(const struct pci_host_config *cfg,
                                                         struct pci_host **out);
 /* Put d in the next free slot, place its BARs in the windows and enable decoding, as firmware
  * would, so that a guest that keeps firmware assignments works unchanged. -ENOSPC when slots
- * or the window run out. */
+ * or the window run out, -EBUSY when another device on the bus holds part of the window,
+ * -EINVAL when d was added already; nothing changes on failure. */
 __attribute__((warn_unused_result)) int pci_host_add(struct pci_host *h, struct pci_device *d);
-/* Unmap every BAR; the devices themselves are their owners'. */
+/* Unmap every BAR (each still decoding gets bar_mapped(bar, 0)) and free the host; the devices
+ * themselves are their owners', to be destroyed after the host. vCPUs must be stopped. NULL is
+ * ignored. */
 void pci_host_destroy(struct pci_host *h);
 
 /* Append Device (PCI0) for the DSDT's \_SB scope: PNP0A03 with its bus, I/O and memory windows
@@ -133,7 +143,8 @@ void pci_host_destroy(struct pci_host *h);
 void pci_host_aml(const struct pci_host *h, struct acpi_aml *a);
 
 /* Configuration-space access as through 0xCF8/0xCFC, for tests and the fuzzers: slot/off of
- * function 0 on bus 0; len 1, 2 or 4 and off aligned to len. */
+ * function 0 on bus 0; len 1, 2 or 4 and off aligned to len. An empty slot or any other access
+ * reads all ones (len bytes of them) and drops writes. */
 uint32_t pci_host_cfg_read(struct pci_host *h, unsigned slot, uint32_t off, uint32_t len);
 void pci_host_cfg_write(struct pci_host *h, unsigned slot, uint32_t off, uint32_t len,
                         uint32_t value);

@@ -107,11 +107,9 @@ struct virtio_device {
 
 /* Set up v for device dev; config/config_size is the device's configuration space. Creates the
  * kick eventfds. -EINVAL for bad ops, -errno when eventfds cannot be made. */
-__attribute__((warn_unused_result)) int virtio_device_init(struct virtio_device *v,
-                                                           const struct virtio_device_ops *ops,
-                                                           void *dev, uint8_t *config,
-                                                           uint32_t config_size,
-                                                           const struct guest_mem *mem);
+__attribute__((warn_unused_result)) int
+virtio_device_init(struct virtio_device *v, const struct virtio_device_ops *ops, void *dev,
+                   uint8_t *config, uint32_t config_size, const struct guest_mem *mem);
 /* Stop the device if started and release the eventfds. */
 void virtio_device_cleanup(struct virtio_device *v);
 

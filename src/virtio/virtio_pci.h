@@ -11,12 +11,11 @@
 
 struct virtio_pci;
 
-/* Wrap v in a PCI function and add it to host. msi and ioevent are the VMM's (copied). */
-__attribute__((warn_unused_result)) int virtio_pci_create(struct pci_host *host,
-                                                          struct virtio_device *v,
-                                                          const struct msi_ops *msi,
-                                                          const struct ioevent_ops *ioevent,
-                                                          struct virtio_pci **out);
+/* Wrap v in a PCI function and add it to host; msi and ioevent are the VMM's (copied).
+ * Destroy after pci_host_destroy and before the device: it resets the device first. */
+__attribute__((warn_unused_result)) int
+virtio_pci_create(struct pci_host *host, struct virtio_device *v, const struct msi_ops *msi,
+                  const struct ioevent_ops *ioevent, struct virtio_pci **out);
 void virtio_pci_destroy(struct virtio_pci *p);
 
 #endif

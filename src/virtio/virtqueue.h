@@ -12,8 +12,8 @@
 
 #include "vmm/guest_mem.h"
 
-#define VIRTQ_MAX_SIZE 1024u  /* largest queue size a device may offer */
-#define VIRTQ_MAX_CHAIN 256u  /* longest chain accepted, indirect tables included */
+#define VIRTQ_MAX_SIZE 1024u /* largest queue size a device may offer */
+#define VIRTQ_MAX_CHAIN 256u /* longest chain accepted, indirect tables included */
 
 /* Descriptor flags (§2.7.5) */
 #define VIRTQ_DESC_F_NEXT 1u
@@ -33,11 +33,11 @@ struct virtq {
     bool indirect;  /* VIRTIO_F_INDIRECT_DESC negotiated */
     bool ready;
     /* Device state. */
-    uint16_t last_avail;   /* next avail ring entry to pop */
-    uint16_t used_idx;     /* our copy of used->idx */
-    uint16_t signalled;    /* used_idx when the driver was last notified (event_idx) */
+    uint16_t last_avail; /* next avail ring entry to pop */
+    uint16_t used_idx;   /* our copy of used->idx */
+    uint16_t signalled;  /* used_idx when the driver was last notified (event_idx) */
     bool signalled_valid;
-    bool broken; /* a malformed ring was seen: nothing more is popped until reset */
+    bool broken;       /* a malformed ring was seen: nothing more is popped until reset */
     const char *error; /* why it broke (static string) */
 };
 

@@ -406,6 +406,87 @@ void acpi_aml_crs_irq(struct acpi_aml *a, uint8_t irq)
     aml_bytes(a, d, sizeof(d));
 }
 
+/* Address space resource types and flags (ACPI 6.5 §6.4.3.5). */
+#define ADDR_TYPE_MEMORY 0
+#define ADDR_TYPE_IO 1
+#define ADDR_TYPE_BUS 2
+/* General flags: _MAF and _MIF set, _DEC 0 (positive decode), bit 0 clear: a producer. */
+#define ADDR_PRODUCER_FIXED 0x0c
+#define ADDR_IO_ENTIRE_RANGE 0x03 /* _RNG: ISA and non-ISA ports */
+#define ADDR_MEM_RW 0x01          /* _RW set, _MEM 0: non-cacheable */
+
+/* Word Address Space Descriptor (ACPI 6.5 §6.4.3.5.3): large item 0x08, 13 bytes of body
+ * without the optional resource source. */
+static void crs_word(struct acpi_aml *a, uint8_t type, uint8_t type_flags, uint16_t min,
+                     uint16_t max)
+{
+    if (!in_crs(a))
+        return;
+    if (min > max) {
+        aml_fail(a, -EINVAL);
+        return;
+    }
+    uint8_t d[16] = {0x88, 13, 0, type, ADDR_PRODUCER_FIXED, type_flags};
+    put16(d + 6, 0); /* granularity */
+    put16(d + 8, min);
+    put16(d + 10, max);
+    put16(d + 12, 0); /* translation offset */
+    put16(d + 14, (uint16_t)(max - min + 1));
+    aml_bytes(a, d, sizeof(d));
+}
+
+void acpi_aml_crs_word_bus(struct acpi_aml *a, uint16_t min, uint16_t max)
+{
+    crs_word(a, ADDR_TYPE_BUS, 0, min, max);
+}
+
+void acpi_aml_crs_word_io(struct acpi_aml *a, uint16_t min, uint16_t max)
+{
+    crs_word(a, ADDR_TYPE_IO, ADDR_IO_ENTIRE_RANGE, min, max);
+}
+
+void acpi_aml_crs_dword_memory(struct acpi_aml *a, uint32_t min, uint32_t max)
+{
+    if (!in_crs(a))
+        return;
+    if (min > max) {
+        aml_fail(a, -EINVAL);
+        return;
+    }
+    /* DWord Address Space Descriptor (ACPI 6.5 §6.4.3.5.2): large item 0x07, 23 bytes. */
+    uint8_t d[26] = {0x87, 23, 0, ADDR_TYPE_MEMORY, ADDR_PRODUCER_FIXED, ADDR_MEM_RW};
+    put32(d + 6, 0); /* granularity */
+    put32(d + 10, min);
+    put32(d + 14, max);
+    put32(d + 18, 0); /* translation offset */
+    put32(d + 22, max - min + 1);
+    aml_bytes(a, d, sizeof(d));
+}
+
+void acpi_aml_name_package_table(struct acpi_aml *a, const char *name, const uint64_t *values,
+                                 unsigned rows, unsigned cols)
+{
+    /* NumElements is one byte (ACPI 6.5 §20.2.5.4, DefPackage). */
+    if (rows > 0xff || cols > 0xff || (rows && cols && !values)) {
+        aml_fail(a, -EINVAL);
+        return;
+    }
+    aml_byte(a, AML_NAME_OP);
+    aml_namestring(a, name);
+    aml_byte(a, AML_PACKAGE_OP);
+    aml_open(a, AML_PKG);
+    aml_byte(a, (uint8_t)rows);
+    for (unsigned r = 0; r < rows; r++) {
+        aml_byte(a, AML_PACKAGE_OP);
+        aml_open(a, AML_PKG);
+        aml_byte(a, (uint8_t)cols);
+        for (unsigned c = 0; c < cols; c++)
+            aml_int(a, values[(size_t)r * cols + c]);
+        acpi_aml_end(a);
+    }
+    acpi_aml_end(a);
+}
+
 void acpi_aml_isa_device(struct acpi_aml *a, const char *name, const char *hid, unsigned uid,
                          uint16_t io0, uint8_t io0_len, uint16_t io1, uint8_t io1_len, int irq)
 {

@@ -33,13 +33,16 @@ struct acpi_ports {
     uint8_t sci_irq;     /* ISA IRQ (and GSI) of the SCI */
 };
 
-/* PIIX4-like choices: PM block at 0x600 (free on a PC), reset through 0xCF9 with 0x06 (system
- * reset + CPU reset, what Linux's reboot=pci also writes), SCI on IRQ 9. */
+/* PIIX4-like choices: PM block at 0x600 (free on a PC), SCI on IRQ 9. The reset register is the
+ * byte right after the PM timer, 0x60C, written with 0x06 (system reset + CPU reset, the value
+ * of PIIX/ICH's RST_CNT). Not 0xCF9 as on those chipsets: that byte lies inside the PCI host's
+ * CONFIG_ADDRESS register (0xCF8-0xCFB), which the bus can only hand to one device; the guest
+ * finds the port in the FADT's RESET_REG either way (ACPI 6.5 §4.8.3.6). */
 #define ACPI_PORTS_DEFAULT                                                                         \
     ((struct acpi_ports){.pm1a_evt = 0x600,                                                        \
                          .pm1a_cnt = 0x604,                                                        \
                          .pm_tmr = 0x608,                                                          \
-                         .reset = 0xcf9,                                                           \
+                         .reset = 0x60c,                                                           \
                          .reset_value = 0x06,                                                      \
                          .sci_irq = 9})
 
@@ -112,6 +115,20 @@ void acpi_aml_crs_begin(struct acpi_aml *a);
 void acpi_aml_crs_io(struct acpi_aml *a, uint16_t base, uint8_t len);
 /* IRQNoFlags () { irq } (ACPI 6.5 §6.4.2.1): ISA, edge, active high. */
 void acpi_aml_crs_irq(struct acpi_aml *a, uint8_t irq);
+/* Address space descriptors of a bridge's _CRS (ACPI 6.5 §6.4.3.5): windows it forwards
+ * (ResourceProducer, MinFixed, MaxFixed, PosDecode, granularity and translation 0, length
+ * max - min + 1). min > max is -EINVAL.
+ * WordBusNumber (...) (§6.4.3.5.3, resource type 2). */
+void acpi_aml_crs_word_bus(struct acpi_aml *a, uint16_t min, uint16_t max);
+/* WordIO (..., EntireRange, ...) (§6.4.3.5.3, resource type 1). */
+void acpi_aml_crs_word_io(struct acpi_aml *a, uint16_t min, uint16_t max);
+/* DWordMemory (..., NonCacheable, ReadWrite, ...) (§6.4.3.5.2, resource type 0). */
+void acpi_aml_crs_dword_memory(struct acpi_aml *a, uint32_t min, uint32_t max);
+/* Name (name, Package () { Package () { v[0] .. v[cols-1] }, Package () { v[cols] .. }, ... })
+ * of rows x cols integers given row by row, e.g. a _PRT (ACPI 6.5 §6.2.13). Up to 255 of
+ * each. */
+void acpi_aml_name_package_table(struct acpi_aml *a, const char *name, const uint64_t *values,
+                                 unsigned rows, unsigned cols);
 /* A legacy ISA device: _HID, _UID and a _CRS with up to two port ranges (len 0 skips one) and
  * an IRQ (irq < 0 for none). */
 void acpi_aml_isa_device(struct acpi_aml *a, const char *name, const char *hid, unsigned uid,

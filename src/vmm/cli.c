@@ -24,6 +24,15 @@ const char cli_usage[] =
     "  --debug-exit         port 0xf4 ends the VM with status (value << 1) | 1\n"
     "  --hav NAME           virtualization backend (default: auto, or $REVIRT_HAV)\n"
     "\n"
+    "Devices (virtio over PCI with MSI-X; see docs/devices.md):\n"
+    "  --disk PATH[,ro][,id=NAME]      virtio-blk on a raw image (repeatable)\n"
+    "  --net tap=IFNAME[,mac=MAC][,vhost=on]\n"
+    "  --net user[,mac=MAC][,hostfwd=[tcp|udp]:[ADDR]:HOSTPORT-[ADDR]:GUESTPORT]...\n"
+    "                                  virtio-net on a TAP device or user-mode (libslirp)\n"
+    "  --rng                           virtio-rng fed by getrandom()\n"
+    "  --console serial|virtio         guest console on the UART (default) or hvc0\n"
+    "  --vsock cid=N,uds=PATH          virtio-vsock, host side on Unix sockets\n"
+    "\n"
     "Exit status: 0 guest power-off or reboot, 1 guest crash (triple fault) or VMM error,\n"
     "2 bad command line. Console: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A.\n";
 
@@ -126,8 +135,13 @@ enum cli_action cli_parse(int argc, char *const *argv, struct vmm_config *cfg, c
             cfg->debug_exit = true;
             continue;
         }
+        if (!strcmp(a, "--rng")) {
+            cfg->rng = true;
+            continue;
+        }
         static const char *const with_value[] = {"--kernel", "--initrd",    "--cmdline", "--cpus",
-                                                 "--memory", "--on-reboot", "--hav"};
+                                                 "--memory", "--on-reboot", "--hav",     "--disk",
+                                                 "--net",    "--console",   "--vsock"};
         const char *flag = NULL;
         for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
             if (is_flag(a, with_value[k]))
@@ -136,6 +150,17 @@ enum cli_action cli_parse(int argc, char *const *argv, struct vmm_config *cfg, c
             return fail(err, err_len, "%s: unknown option (try --help)", a);
         if (!(v = value_of(argc, argv, &i, flag)))
             return fail(err, err_len, "%s: needs a value", flag);
+        int r = 0;
+        if (!strcmp(flag, "--disk"))
+            r = cli_parse_disk(cfg, v, err, err_len);
+        else if (!strcmp(flag, "--net"))
+            r = cli_parse_net(cfg, v, err, err_len);
+        else if (!strcmp(flag, "--vsock"))
+            r = cli_parse_vsock(cfg, v, err, err_len);
+        else if (!strcmp(flag, "--console"))
+            r = cli_parse_console(cfg, v, err, err_len);
+        if (r < 0)
+            return CLI_ERROR;
         if (!strcmp(flag, "--kernel")) {
             if (!*v)
                 return fail(err, err_len, "--kernel: empty file name");

@@ -18,6 +18,13 @@ enum cli_action cli_parse(int argc, char *const *argv, struct vmm_config *cfg, c
  * overflow. */
 int cli_parse_size(const char *s, uint64_t *out);
 
+/* Device options (cli_devices.c): add what arg describes to cfg, or -EINVAL with one line in err
+ * naming the flag. */
+int cli_parse_disk(struct vmm_config *cfg, const char *arg, char *err, size_t err_len);
+int cli_parse_net(struct vmm_config *cfg, const char *arg, char *err, size_t err_len);
+int cli_parse_vsock(struct vmm_config *cfg, const char *arg, char *err, size_t err_len);
+int cli_parse_console(struct vmm_config *cfg, const char *arg, char *err, size_t err_len);
+
 extern const char cli_usage[];
 
 #endif

@@ -4,11 +4,20 @@
 #define REVIRT_VMM_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "virtio/blk.h"
+#include "virtio/net.h"
+#include "virtio/vsock.h"
 
 #define VMM_MAX_CPUS 254u /* xAPIC IDs; the IOAPIC takes the next one */
 
+#define VMM_MAX_DISKS 16u
+#define VMM_MAX_NICS 4u
+
 enum vmm_on_reboot { VMM_REBOOT_EXIT, VMM_REBOOT_RESTART };
+enum vmm_console { VMM_CONSOLE_SERIAL, VMM_CONSOLE_VIRTIO };
 
 struct vmm_config {
     const char *kernel;
@@ -19,8 +28,21 @@ struct vmm_config {
     enum vmm_on_reboot on_reboot;
     bool debug_exit;
     const char *hav; /* backend name, NULL for auto */
+    /* virtio devices on PCI, in command-line order */
+    struct virtio_blk_config disks[VMM_MAX_DISKS];
+    unsigned ndisks;
+    struct virtio_net_config nics[VMM_MAX_NICS];
+    unsigned nnics;
+    bool rng;
+    enum vmm_console console;
+    bool has_vsock;
+    struct virtio_vsock_config vsock;
+    /* Storage for strings cut out of option lists (e.g. the path in "--disk PATH,ro"). */
+    char strings[4096];
+    size_t strings_used;
 };
 
 #define VMM_DEFAULT_CMDLINE "console=ttyS0 panic=-1"
+#define VMM_DEFAULT_CMDLINE_HVC "console=hvc0 panic=-1" /* with --console virtio */
 
 #endif

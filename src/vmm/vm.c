@@ -14,6 +14,14 @@
 #include "dev/rtc.h"
 #include "dev/serial.h"
 #include "guest_mem.h"
+#include "msi.h"
+#include "pci/pci.h"
+#include "virtio/blk.h"
+#include "virtio/console.h"
+#include "virtio/net.h"
+#include "virtio/rng.h"
+#include "virtio/virtio_pci.h"
+#include "virtio/vsock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +36,15 @@
 #include <unistd.h>
 
 struct vm;
+
+/* Every virtio device of the VM, whatever its kind: its PCI function and how to free it. */
+#define VM_MAX_VIRTIO (VMM_MAX_DISKS + VMM_MAX_NICS + 3)
+
+struct vm_virtio {
+    struct virtio_pci *pci;
+    void *dev;
+    void (*destroy)(void *dev);
+};
 
 struct vcpu_thread {
     struct vm *vm;
@@ -51,6 +68,14 @@ struct vm {
     struct acpi_pm *pm;
     struct debug_exit *dbg;
     struct console *console;
+    struct pci_host *pci;
+    struct vm_virtio virtio[VM_MAX_VIRTIO];
+    unsigned nvirtio;
+    struct virtio_console *vcon;
+    struct msi_ops msi;
+    struct ioevent_ops ioevent;
+    pthread_mutex_t gsi_lock;
+    uint64_t gsi_used[HAV_MAX_GSI / 64]; /* MSI vectors: GSIs from 24 up */
     struct vcpu_thread vcpus[VMM_MAX_CPUS];
     unsigned nvcpus;
     /* The first reason to stop wins; every vCPU is then kicked out. */
@@ -106,7 +131,10 @@ static void on_debug_exit(void *opaque, uint64_t status)
 
 static size_t console_feed(void *opaque, const uint8_t *buf, size_t len)
 {
-    return serial_receive(((struct vm *)opaque)->serial, buf, len);
+    struct vm *vm = opaque;
+    if (vm->vcon)
+        return virtio_console_receive(vm->vcon, buf, len);
+    return serial_receive(vm->serial, buf, len);
 }
 
 static void console_quit(void *opaque)
@@ -117,6 +145,77 @@ static void console_quit(void *opaque)
 static void serial_room(void *opaque)
 {
     console_kick(((struct vm *)opaque)->console);
+}
+
+/* ---------------------------------------------------------------- MSI and ioevents via HAV */
+
+static int msi_bind(void *opaque, int fd)
+{
+    struct vm *vm = opaque;
+    int gsi = -ENOSPC;
+    pthread_mutex_lock(&vm->gsi_lock);
+    for (unsigned g = 24; g < HAV_MAX_GSI; g++) {
+        if (!(vm->gsi_used[g / 64] & (1ull << (g % 64)))) {
+            vm->gsi_used[g / 64] |= 1ull << (g % 64);
+            gsi = (int)g;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&vm->gsi_lock);
+    if (gsi < 0)
+        return gsi;
+    /* A route must exist before the notifier fires; until the guest programs the vector it
+     * points nowhere useful, and the device does not signal a vector MSI-X left masked. */
+    int r = hav_vm_set_msi_route(vm->hvm, (unsigned)gsi, 0xfee00000u, 0);
+    if (r == 0 && (r = hav_vm_irq_notifier(vm->hvm, fd, (unsigned)gsi)) < 0 &&
+        hav_vm_clear_msi_route(vm->hvm, (unsigned)gsi) < 0)
+        vm_error("MSI route %d: %s", gsi, hav_last_error());
+    if (r < 0) {
+        vm_error("MSI vector: %s", hav_last_error());
+        pthread_mutex_lock(&vm->gsi_lock);
+        vm->gsi_used[gsi / 64] &= ~(1ull << (gsi % 64));
+        pthread_mutex_unlock(&vm->gsi_lock);
+        return r;
+    }
+    return gsi;
+}
+
+static int msi_route(void *opaque, int gsi, uint64_t address, uint32_t data)
+{
+    struct vm *vm = opaque;
+    int r = hav_vm_set_msi_route(vm->hvm, (unsigned)gsi, address, data);
+    if (r < 0)
+        vm_error("MSI route %d: %s", gsi, hav_last_error());
+    return r;
+}
+
+static void msi_unbind(void *opaque, int gsi, int fd)
+{
+    struct vm *vm = opaque;
+    if (hav_vm_remove_irq_notifier(vm->hvm, fd, (unsigned)gsi) < 0)
+        vm_error("MSI vector %d: %s", gsi, hav_last_error());
+    if (hav_vm_clear_msi_route(vm->hvm, (unsigned)gsi) < 0)
+        vm_error("MSI route %d: %s", gsi, hav_last_error());
+    pthread_mutex_lock(&vm->gsi_lock);
+    vm->gsi_used[gsi / 64] &= ~(1ull << (gsi % 64));
+    pthread_mutex_unlock(&vm->gsi_lock);
+}
+
+static int ioevent_add(void *opaque, uint64_t addr, uint32_t len, int fd)
+{
+    struct vm *vm = opaque;
+    struct hav_io_notifier n = {.space = HAV_IO_MMIO, .addr = addr, .len = len, .fd = fd};
+    int r = hav_vm_io_notifier(vm->hvm, &n);
+    if (r < 0)
+        vm_error("queue notifier at 0x%llx: %s", (unsigned long long)addr, hav_last_error());
+    return r;
+}
+
+static int ioevent_del(void *opaque, uint64_t addr, uint32_t len, int fd)
+{
+    struct vm *vm = opaque;
+    struct hav_io_notifier n = {.space = HAV_IO_MMIO, .addr = addr, .len = len, .fd = fd};
+    return hav_vm_remove_io_notifier(vm->hvm, &n);
 }
 
 /* ---------------------------------------------------------------- set-up */
@@ -224,6 +323,111 @@ static int create_devices(struct vm *vm)
             return r;
         }
     }
+    struct pci_host_config hc = {
+        .pio = &vm->pio, .mmio = &vm->mmio, .set_irq = set_irq, .irq_opaque = vm};
+    if ((r = pci_host_create(&hc, &vm->pci)) < 0) {
+        vm_error("PCI host bridge: %s", strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
+/* Put a virtio device on PCI; on failure the device is destroyed. */
+static int add_virtio(struct vm *vm, const char *what, struct virtio_device *v, void *dev,
+                      void (*destroy)(void *dev))
+{
+    struct vm_virtio *slot = &vm->virtio[vm->nvirtio];
+    int r = virtio_pci_create(vm->pci, v, &vm->msi, &vm->ioevent, &slot->pci);
+    if (r < 0) {
+        vm_error("%s: cannot add it to PCI: %s", what, strerror(-r));
+        destroy(dev);
+        return r;
+    }
+    slot->dev = dev;
+    slot->destroy = destroy;
+    vm->nvirtio++;
+    return 0;
+}
+
+static void destroy_blk(void *d)
+{
+    virtio_blk_destroy(d);
+}
+static void destroy_net(void *d)
+{
+    virtio_net_destroy(d);
+}
+static void destroy_rng(void *d)
+{
+    virtio_rng_destroy(d);
+}
+static void destroy_vcon(void *d)
+{
+    virtio_console_destroy(d);
+}
+static void destroy_vsock(void *d)
+{
+    virtio_vsock_destroy(d);
+}
+
+/* The virtio devices the command line asked for. A device that cannot be made is bad input
+ * (a missing image, an absent TAP): -EINVAL after a message; other failures another errno. */
+static int create_virtio(struct vm *vm)
+{
+    const struct vmm_config *cfg = vm->cfg;
+    char err[256];
+    int r;
+    vm->msi =
+        (struct msi_ops){.opaque = vm, .bind = msi_bind, .route = msi_route, .unbind = msi_unbind};
+    vm->ioevent = (struct ioevent_ops){.opaque = vm, .add = ioevent_add, .del = ioevent_del};
+    for (unsigned i = 0; i < cfg->ndisks; i++) {
+        struct virtio_blk *b;
+        if ((r = virtio_blk_create(&cfg->disks[i], &vm->mem, &b, err, sizeof(err))) < 0) {
+            vm_error("--disk %s: %s", cfg->disks[i].path, err);
+            return -EINVAL;
+        }
+        if ((r = add_virtio(vm, "--disk", virtio_blk_device(b), b, destroy_blk)) < 0)
+            return r;
+    }
+    for (unsigned i = 0; i < cfg->nnics; i++) {
+        struct virtio_net *n;
+        if ((r = virtio_net_create(&cfg->nics[i], &vm->mem, &n, err, sizeof(err))) < 0) {
+            vm_error("--net: %s", err);
+            return -EINVAL;
+        }
+        if ((r = add_virtio(vm, "--net", virtio_net_device(n), n, destroy_net)) < 0)
+            return r;
+    }
+    if (cfg->rng) {
+        struct virtio_rng *rng;
+        if ((r = virtio_rng_create(&vm->mem, &rng)) < 0) {
+            vm_error("--rng: %s", strerror(-r));
+            return r;
+        }
+        if ((r = add_virtio(vm, "--rng", virtio_rng_device(rng), rng, destroy_rng)) < 0)
+            return r;
+    }
+    if (cfg->console == VMM_CONSOLE_VIRTIO) {
+        struct virtio_console_config cc = {
+            .out_fd = STDOUT_FILENO, .rx_ready = serial_room, .opaque = vm};
+        struct virtio_console *c;
+        if ((r = virtio_console_create(&cc, &vm->mem, &c)) < 0) {
+            vm_error("--console virtio: %s", strerror(-r));
+            return r;
+        }
+        if ((r = add_virtio(vm, "--console", virtio_console_device(c), c, destroy_vcon)) < 0)
+            return r;
+        vm->vcon = c;
+    }
+    if (cfg->has_vsock) {
+        struct virtio_vsock *s;
+        if ((r = virtio_vsock_create(&cfg->vsock, &vm->mem, &s, err, sizeof(err))) < 0) {
+            vm_error("--vsock: %s", err);
+            return -EINVAL;
+        }
+        if ((r = add_virtio(vm, "--vsock", virtio_vsock_device(s), s, destroy_vsock)) < 0)
+            return r;
+    }
     return 0;
 }
 
@@ -247,7 +451,9 @@ static int load_kernel(struct vm *vm, uint64_t rsdp, struct hav_x86_state *st)
             .kernel_size = ksize,
             .initrd = initrd,
             .initrd_size = isize,
-            .cmdline = vm->cfg->cmdline ? vm->cfg->cmdline : VMM_DEFAULT_CMDLINE,
+            .cmdline = vm->cfg->cmdline                         ? vm->cfg->cmdline
+                       : vm->cfg->console == VMM_CONSOLE_VIRTIO ? VMM_DEFAULT_CMDLINE_HVC
+                                                                : VMM_DEFAULT_CMDLINE,
             .mem = &vm->mem,
             .e820 = e820,
             .e820_count = (unsigned)n,
@@ -374,6 +580,12 @@ static void vm_free(struct vm *vm)
 {
     for (unsigned i = 0; i < vm->nvcpus; i++)
         hav_vcpu_destroy(vm->vcpus[i].vcpu);
+    pci_host_destroy(vm->pci);
+    for (unsigned i = 0; i < vm->nvirtio; i++) {
+        virtio_pci_destroy(vm->virtio[i].pci);
+        vm->virtio[i].destroy(vm->virtio[i].dev);
+    }
+    pthread_mutex_destroy(&vm->gsi_lock);
     debug_exit_destroy(vm->dbg);
     acpi_pm_destroy(vm->pm);
     rtc_destroy(vm->rtc);
@@ -397,6 +609,7 @@ enum vm_end vm_run(const struct vmm_config *cfg, int *status)
         return VM_END_ERROR;
     }
     vm->cfg = cfg;
+    pthread_mutex_init(&vm->gsi_lock, NULL);
     bus_init(&vm->pio, "pio");
     bus_init(&vm->mmio, "mmio");
     enum vm_end end = VM_END_ERROR;
@@ -419,9 +632,25 @@ enum vm_end vm_run(const struct vmm_config *cfg, int *status)
     }
     if (map_ram(vm) < 0 || create_devices(vm) < 0)
         goto out;
-    struct acpi_config ac = {.vcpus = cfg->cpus, .ports = ACPI_PORTS_DEFAULT};
+    int r = create_virtio(vm);
+    if (r < 0) {
+        if (r == -EINVAL)
+            end = VM_END_BAD_INPUT;
+        goto out;
+    }
+    uint8_t aml_buf[4096];
+    struct acpi_aml aml;
+    size_t aml_len = 0;
+    acpi_aml_init(&aml, aml_buf, sizeof(aml_buf));
+    pci_host_aml(vm->pci, &aml);
+    if ((r = acpi_aml_finish(&aml, &aml_len)) < 0) {
+        vm_error("ACPI description of PCI: %s", strerror(-r));
+        goto out;
+    }
+    struct acpi_config ac = {
+        .vcpus = cfg->cpus, .ports = ACPI_PORTS_DEFAULT, .sb_aml = aml_buf, .sb_aml_len = aml_len};
     uint64_t rsdp = 0;
-    int r = acpi_tables_write(&vm->mem, &ac, &rsdp);
+    r = acpi_tables_write(&vm->mem, &ac, &rsdp);
     if (r < 0) {
         vm_error("ACPI tables for %u vCPUs: %s", cfg->cpus, strerror(-r));
         goto out;

@@ -3,7 +3,7 @@
 # Build a gzip'ed newc initramfs: static busybox, kernel modules with their dependencies, an init.
 #
 # usage: initramfs.sh --out FILE [--cache CACHE] [--modules "m1 m2,m3"]... [--init FILE]
-#                     [--add SRC:DST]... [--list]
+#                     [--add SRC:DST]... [--bin PROG]... [--list]
 #   --out FILE       the .cpio.gz to write (rebuilt only when an input changed: FILE.inputs
 #                    holds a checksum of all inputs)
 #   --cache CACHE    kernel cache made by kernel.sh (needed when --modules is given)
@@ -15,6 +15,9 @@
 #   --init FILE      the guest's init (script or static binary). Default: mount /proc /sys
 #                    /dev, print "revirt-guest: Linux <uname -r> cpus=<online cpus>", poweroff -f.
 #   --add SRC:DST    copy file or directory SRC to DST inside the image (repeatable)
+#   --bin PROG       copy the host program PROG (a path, or a name looked up in PATH) into the
+#                    image at the same path, with every library ldd reports and the dynamic
+#                    loader, also at their paths (repeatable); for fio, iperf3, socat in a guest
 #   --list           only print the resolved module load order (paths relative to
 #                    lib/modules/<version>, "soft" after soft dependencies) and exit
 # Layout of the image: /init loads the modules listed in /lib/modules/load-order with insmod
@@ -31,6 +34,7 @@ say() { echo "$me: $*" >&2; }
 usage() { sed -n '/^# usage:/,/^# Environment:/s/^# \{0,1\}//p' "$here/$me" >&2; exit 1; }
 
 . "$here/../tools/need.sh"
+. "$here/bin.sh"
 
 # static_busybox: path of a statically linked busybox, installing busybox-static if needed.
 static_busybox() {
@@ -163,10 +167,10 @@ EOF
 }
 
 main() {
-    out='' cache='' mods='' init='' adds='' list=0
+    out='' cache='' mods='' init='' adds='' bins='' list=0
     while [ $# -gt 0 ]; do
         case $1 in
-            --out|--cache|--modules|--init|--add) [ $# -ge 2 ] || die "$1 needs a value" ;;
+            --out|--cache|--modules|--init|--add|--bin) [ $# -ge 2 ] || die "$1 needs a value" ;;
         esac
         case $1 in
             --out) out=$2; shift 2 ;;
@@ -176,6 +180,8 @@ main() {
             --add) case $2 in *:/*) ;; *) die "--add wants SRC:/ABSOLUTE/DST, got '$2'" ;; esac
                    adds="$adds
 $2"; shift 2 ;;
+            --bin) case $2 in *[[:space:]]*) die "--bin '$2': blanks are not supported" ;; esac
+                   bins="$bins $2"; shift 2 ;;
             --list) list=1; shift ;;
             -h|--help) usage ;;
             *) echo "$me: unknown argument '$1'" >&2; usage ;;
@@ -209,6 +215,7 @@ $2"; shift 2 ;;
         [ -z "$a" ] || [ -e "${a%%:/*}" ] || die "--add source '${a%%:/*}' not found"
     done
     bb=$(static_busybox)
+    for b in $bins; do bin_files "$b" > /dev/null || exit 1; done
 
     # Checksum of every input: skip the build when nothing changed.
     key=$( {
@@ -222,6 +229,8 @@ $2"; shift 2 ;;
             echo "add $a"
             find "$src" -type f -print0 | LC_ALL=C sort -z | xargs -0r cat
         done
+        # shellcheck disable=SC2086
+        bin_key $bins
     } | sha256sum | cut -d' ' -f1)
     if [ -s "$out" ] && [ "$(cat "$out.inputs" 2>/dev/null)" = "$key" ]; then
         say "$out is up to date"
@@ -267,6 +276,7 @@ $2"; shift 2 ;;
         case $dst in */) mkdir -p "$dst" ;; *) mkdir -p "$(dirname "$dst")" ;; esac
         cp -RL "$src" "$dst" || die "--add $a: copy failed"
     done
+    for b in $bins; do bin_copy "$r" "$b"; done
 
     mkdir -p "$(dirname "$out")"
     (cd "$r" && find . -mindepth 1 | LC_ALL=C sort |

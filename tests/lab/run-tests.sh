@@ -5,8 +5,12 @@
 # usage: run-tests.sh [BUILD]      (BUILD: the meson build dir with revirter, default build)
 #   Prints "ok - NAME" / "not ok - NAME" per case and ends with "lab: N passed, N failed".
 #   Cases: poweroff (banner, exit 0), smp (--cpus 2 and the guest sees 2 CPUs), reboot-exit,
-#   reboot-restart (--on-reboot), pvh (the vmlinux ELF extracted from the same bzImage).
-# Environment: LAB_CACHE (default build/lab-cache), LAB_* for lab.sh, LAB_CASES to pick cases.
+#   reboot-restart (--on-reboot), pvh (the vmlinux ELF extracted from the same bzImage), and the
+#   virtio device cases of tests/lab/devices.sh: blk-root blk-ro net-tap net-vhost net-user rng
+#   vsock console all-devices.
+# Environment: LAB_CACHE (default build/lab-cache), LAB_* for lab.sh, LAB_CASES to pick cases,
+#   LAB_VMM  the L2 VMM for the device cases: revirter (default) or qemu (the same cases with
+#            QEMU's devices, to check the cases themselves); the first five are revirter's own.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,7 +18,10 @@ repo=$(cd "$here/../.." && pwd)
 build=$(cd "${1:-$repo/build}" && pwd)
 cache=${LAB_CACHE:-$repo/build/lab-cache}
 work=$build/lab-tests
-cases=${LAB_CASES:-poweroff smp reboot-exit reboot-restart pvh}
+. "$here/devices.sh"
+cases=${LAB_CASES:-poweroff smp reboot-exit reboot-restart pvh $DEVICE_CASES}
+vmm=${LAB_VMM:-revirter}
+case $vmm in revirter|qemu) ;; *) echo "run-tests.sh: LAB_VMM must be revirter or qemu" >&2; exit 2 ;; esac
 mkdir -p "$cache" "$work"
 cache=$(cd "$cache" && pwd)
 
@@ -33,6 +40,11 @@ reboot -f
 EOI
 sh "$repo/tests/images/initramfs.sh" --cache "$cache" --init "$work/reboot-init" \
     --out "$work/reboot.cpio.gz" >&2
+for c in $cases; do
+    case " $DEVICE_CASES " in
+        *" $c "*) devices_prepare "$repo" "$cache" "$work"; break ;;
+    esac
+done
 
 # --- inside L1 -------------------------------------------------------------------------------
 cat > "$work/in-l1.sh" <<'EOI'
@@ -50,6 +62,7 @@ boot() { # name timeout revirter-args...
     sed "s/^/[$name] /" "$name.out" "$name.err" | tr -d '\r'
 }
 has() { grep -q -- "$2" "$1.out"; }
+if [ -f devices.sh ]; then . ./vmm.sh; . ./devices.sh; fi
 for c in $CASES; do
     case $c in
     poweroff)
@@ -91,14 +104,18 @@ for c in $CASES; do
         [ "$(cat pvh.rc)" = 0 ] && has pvh "revirt-guest: Linux .* cpus=2" &&
             result ok pvh || result fail pvh ;;
     *)
-        result fail "$c(unknown)" ;;
+        case " ${DEVICE_CASES:-} " in
+            *" $c "*) dev_case "$c" ;;
+            *) result fail "$c(unknown)" ;;
+        esac ;;
     esac
 done
 EOI
 rm -f "$work/results"
 set +e
-LAB_TIMEOUT=${LAB_TIMEOUT:-2400} sh "$repo/tests/lab/lab.sh" run "$cache" "$work" \
-    "CASES='$cases' sh ./in-l1.sh"
+rm -f "$work"/*.why
+LAB_TIMEOUT=${LAB_TIMEOUT:-4800} sh "$repo/tests/lab/lab.sh" run "$cache" "$work" \
+    "CASES='$cases' VMM='$vmm' sh ./in-l1.sh"
 lab_rc=$?
 set -e
 passed=0 failed=0
@@ -107,10 +124,12 @@ for c in $cases; do
         echo "ok - lab-$c ($(cat "$work/$c.ms" 2>/dev/null || echo '?') ms)"
         passed=$((passed + 1))
     else
-        echo "not ok - lab-$c (exit status $(cat "$work/$c.rc" 2>/dev/null || echo none))"
+        why=$(head -c 600 "$work/$c.why" 2>/dev/null | tr '\n' ' ' || true)
+        echo "not ok - lab-$c (exit status $(cat "$work/$c.rc" 2>/dev/null || echo none)${why:+: $why})"
         failed=$((failed + 1))
     fi
 done
 [ "$lab_rc" = 0 ] || echo "# lab.sh exited with $lab_rc"
+echo "# device cases ran under LAB_VMM=$vmm"
 echo "lab: $passed passed, $failed failed"
 [ "$failed" = 0 ] && [ "$lab_rc" = 0 ]

@@ -70,6 +70,65 @@ static void test_bad(void)
     CHECK_EQ(cli_parse(1, argv, &c, err, sizeof(err)), CLI_ERROR);
 }
 
+static void test_devices(void)
+{
+    struct vmm_config c;
+    char err[200] = "";
+    char *argv[] = {"revirter",
+                    "run",
+                    "--kernel",
+                    "k",
+                    "--disk",
+                    "root.img",
+                    "--disk=data.img,ro,id=serial-1",
+                    "--net",
+                    "tap=tap0,mac=52:54:00:12:34:56,vhost=on",
+                    "--net",
+                    "user,hostfwd=tcp::2222-:22,hostfwd=udp:127.0.0.1:53-10.0.2.15:53",
+                    "--rng",
+                    "--console",
+                    "virtio",
+                    "--vsock",
+                    "cid=3,uds=/tmp/v.sock"};
+    CHECK_EQ(cli_parse(16, argv, &c, err, sizeof(err)), CLI_RUN);
+    CHECK(c.ndisks == 2 && !strcmp(c.disks[0].path, "root.img") && !c.disks[0].readonly &&
+              !c.disks[0].id,
+          "first disk");
+    CHECK(!strcmp(c.disks[1].path, "data.img") && c.disks[1].readonly &&
+              !strcmp(c.disks[1].id, "serial-1"),
+          "second disk");
+    CHECK(c.nnics == 2 && c.nics[0].backend == VIRTIO_NET_TAP &&
+              !strcmp(c.nics[0].ifname, "tap0") && c.nics[0].vhost && c.nics[0].has_mac &&
+              c.nics[0].mac[5] == 0x56,
+          "tap");
+    const struct virtio_net_fwd *f = c.nics[1].fwd;
+    CHECK(c.nics[1].backend == VIRTIO_NET_USER && c.nics[1].nfwd == 2, "user");
+    CHECK(!f[0].udp && f[0].host_addr == 0 && f[0].host_port == 2222 && f[0].guest_port == 22,
+          "tcp forward");
+    CHECK(f[1].udp && f[1].host_addr == 0x7f000001 && f[1].guest_addr == 0x0a00020f &&
+              f[1].guest_port == 53,
+          "udp forward with addresses");
+    CHECK(c.rng && c.console == VMM_CONSOLE_VIRTIO, "rng, console");
+    CHECK(c.has_vsock && c.vsock.guest_cid == 3 && !strcmp(c.vsock.uds, "/tmp/v.sock"), "vsock");
+
+    bad("disk without path", "--disk: missing image path", 6, "--kernel", "k", "--disk", ",ro");
+    bad("disk option", "--disk: unknown option 'rw'", 6, "--kernel", "k", "--disk", "a,rw");
+    bad("disk id", "--disk: id must be", 6, "--kernel", "k", "--disk",
+        "a,id=123456789012345678901");
+    bad("net kind", "--net: 'bridge=br0'", 6, "--kernel", "k", "--net", "bridge=br0");
+    bad("net mac", "--net: mac '01:00:00:00:00:01'", 6, "--kernel", "k", "--net",
+        "tap=t,mac=01:00:00:00:00:01");
+    bad("net fwd", "--net: hostfwd 'tcp::99999-:22'", 6, "--kernel", "k", "--net",
+        "user,hostfwd=tcp::99999-:22");
+    bad("fwd on tap", "--net: unknown option 'hostfwd", 6, "--kernel", "k", "--net",
+        "tap=t,hostfwd=tcp::1-:2");
+    bad("vhost on user", "--net: unknown option 'vhost=on'", 6, "--kernel", "k", "--net",
+        "user,vhost=on");
+    bad("vsock cid", "--vsock: cid '2'", 6, "--kernel", "k", "--vsock", "cid=2,uds=/x");
+    bad("vsock uds", "--vsock: needs cid=N and uds=PATH", 6, "--kernel", "k", "--vsock", "cid=3");
+    bad("console", "--console: 'hvc'", 6, "--kernel", "k", "--console", "hvc");
+}
+
 static void test_sizes(void)
 {
     uint64_t v;
@@ -88,6 +147,7 @@ int main(void)
 {
     RUN(test_good);
     RUN(test_bad);
+    RUN(test_devices);
     RUN(test_sizes);
     return check_done();
 }

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pci/pci.h"
 #include "vmm/acpi.h"
 
 #define MEM_SIZE (2u << 20)
@@ -75,6 +76,28 @@ static size_t legacy_devices(uint8_t *buf, size_t cap)
     size_t len = 0;
     CHECK_EQ(acpi_aml_finish(&a, &len), 0);
     return len;
+}
+
+/* The legacy devices plus the PCI host bridge's PCI0, as revirter builds \_SB. */
+static size_t platform_devices(uint8_t *buf, size_t cap)
+{
+    size_t len = legacy_devices(buf, cap);
+    struct bus pio, mmio;
+    bus_init(&pio, "pio");
+    bus_init(&mmio, "mmio");
+    struct pci_host_config hc = {&pio, &mmio, NULL, NULL};
+    struct pci_host *h = NULL;
+    CHECK_EQ(pci_host_create(&hc, &h), 0);
+    struct acpi_aml a;
+    acpi_aml_init(&a, buf + len, cap - len);
+    if (h)
+        pci_host_aml(h, &a);
+    size_t pci_len = 0;
+    CHECK_EQ(acpi_aml_finish(&a, &pci_len), 0);
+    pci_host_destroy(h);
+    bus_free(&pio);
+    bus_free(&mmio);
+    return len + pci_len;
 }
 
 struct parsed {
@@ -145,10 +168,10 @@ static void check_fadt(const uint8_t *f)
     CHECK_EQ(flags & (1u << 20), 0); /* not hardware-reduced */
     CHECK(flags & (1u << 10), "RESET_REG_SUP");
     CHECK_EQ(flags & (1u << 4), 0); /* fixed power button present */
-    /* RESET_REG: system I/O, 8 bits, port 0xCF9, value 6. */
+    /* RESET_REG: system I/O, 8 bits, port 0x60C (clear of PCI's 0xCF8-0xCFF), value 6. */
     CHECK_EQ(f[116], 1);
     CHECK_EQ(f[117], 8);
-    CHECK_EQ(get64(f + 120), 0xcf9);
+    CHECK_EQ(get64(f + 120), 0x60c);
     CHECK_EQ(f[128], 0x06);
     /* X_ blocks agree with the 32-bit ones. */
     CHECK_EQ(get64(f + 148 + 4), io.pm1a_evt);
@@ -430,6 +453,79 @@ static void test_acpi_aml_writer(void)
     CHECK_EQ(acpi_aml_finish(&a, &len), -ENOSPC);
 }
 
+/* Bridge windows and package tables, byte for byte as iasl compiles the ASL in the comments. */
+static void test_acpi_aml_bridge(void)
+{
+    uint8_t buf[512];
+    struct acpi_aml a;
+    size_t len = 0;
+
+    acpi_aml_init(&a, buf, sizeof(buf));
+    acpi_aml_crs_begin(&a);
+    /* WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, 0, 0xFF, 0, 0x100) */
+    acpi_aml_crs_word_bus(&a, 0, 0xff);
+    /* WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,
+     *         0, 0xD00, 0xFFFF, 0, 0xF300) */
+    acpi_aml_crs_word_io(&a, 0xd00, 0xffff);
+    /* DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,
+     *              0, 0xC0000000, 0xDFFFFFFF, 0, 0x20000000) */
+    acpi_aml_crs_dword_memory(&a, 0xc0000000u, 0xdfffffffu);
+    acpi_aml_end(&a);
+    CHECK_EQ(acpi_aml_finish(&a, &len), 0);
+    static const uint8_t crs[] = {
+        0x08, '_',  'C',  'R',  'S',  0x11, 0x3f, 0x0a, 0x3c,       /* Name, Buffer (60 bytes) */
+        0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00,                         /* Word, bus, producer fixed */
+        0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x00, 0x00, 0x00, 0x01, /* 0, 0-0xFF, 0, 0x100 */
+        0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, /* Word, I/O, producer fixed, entire range */
+        0x00, 0x00, 0x00, 0x0d, 0xff, 0xff, 0x00, 0x00, 0x00, 0xf3, /* 0, 0xD00-0xFFFF, 0xF300 */
+        0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, /* DWord, memory, producer fixed, read/write */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0, /* granularity, minimum */
+        0xff, 0xff, 0xff, 0xdf, 0x00, 0x00, 0x00, 0x00, /* maximum, translation */
+        0x00, 0x00, 0x00, 0x20,                         /* length */
+        0x79, 0x00};                                    /* end tag */
+    CHECK(len == sizeof(crs) && memcmp(buf, crs, len) == 0, "bridge _CRS encoding (%zu)", len);
+
+    /* Name (_PRT, Package () { Package () { 0x1FFFF, Zero, Zero, 0x11 },
+     *                          Package () { 0x2FFFF, Zero, Zero, 0x12 } }) */
+    const uint64_t prt[8] = {0x1ffff, 0, 0, 0x11, 0x2ffff, 0, 0, 0x12};
+    acpi_aml_init(&a, buf, sizeof(buf));
+    acpi_aml_name_package_table(&a, "_PRT", prt, 2, 4);
+    CHECK_EQ(acpi_aml_finish(&a, &len), 0);
+    static const uint8_t prt_aml[] = {
+        0x08, '_',  'P',  'R',  'T',  0x12, 0x1a, 0x02,             /* Name, Package (2) */
+        0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff, 0x01, 0x00,             /* Package (4), 0x1FFFF */
+        0x00, 0x00, 0x0a, 0x11,                                     /* Zero, Zero, 0x11 */
+        0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff, 0x02, 0x00, 0x00, 0x00, /* second row */
+        0x0a, 0x12};
+    CHECK(len == sizeof(prt_aml) && memcmp(buf, prt_aml, len) == 0, "_PRT encoding (%zu)", len);
+
+    /* Errors: descriptors outside a template, inverted ranges, oversized packages. */
+    acpi_aml_init(&a, buf, sizeof(buf));
+    acpi_aml_crs_word_io(&a, 0, 1);
+    CHECK_EQ(acpi_aml_finish(&a, &len), -EINVAL);
+    acpi_aml_init(&a, buf, sizeof(buf));
+    acpi_aml_crs_begin(&a);
+    acpi_aml_crs_word_bus(&a, 2, 1);
+    acpi_aml_end(&a);
+    CHECK_EQ(acpi_aml_finish(&a, &len), -EINVAL);
+    acpi_aml_init(&a, buf, sizeof(buf));
+    acpi_aml_crs_begin(&a);
+    acpi_aml_crs_dword_memory(&a, 0x2000, 0x1fff);
+    acpi_aml_end(&a);
+    CHECK_EQ(acpi_aml_finish(&a, &len), -EINVAL);
+    acpi_aml_init(&a, buf, sizeof(buf));
+    acpi_aml_name_package_table(&a, "_PRT", prt, 256, 1);
+    CHECK_EQ(acpi_aml_finish(&a, &len), -EINVAL);
+    acpi_aml_init(&a, buf, 20);
+    acpi_aml_name_package_table(&a, "_PRT", prt, 2, 4);
+    CHECK_EQ(acpi_aml_finish(&a, &len), -ENOSPC);
+    /* An empty table is an empty package. */
+    acpi_aml_init(&a, buf, sizeof(buf));
+    acpi_aml_name_package_table(&a, "EMPT", NULL, 0, 4);
+    CHECK_EQ(acpi_aml_finish(&a, &len), 0);
+    CHECK_EQ(len, 8);
+}
+
 /* ---------------------------------------------------------------- iasl cross-check */
 
 static char *iasl_path(void)
@@ -549,10 +645,10 @@ static void test_acpi_iasl(void)
     char dir[] = "/tmp/revirt-acpi-XXXXXX";
     CHECK(mkdtemp(dir), "mkdtemp");
     mem_setup(MEM_SIZE);
-    uint8_t aml[1024];
+    uint8_t aml[2048];
     struct acpi_config cfg = config(300);
     cfg.sb_aml = aml;
-    cfg.sb_aml_len = legacy_devices(aml, sizeof(aml));
+    cfg.sb_aml_len = platform_devices(aml, sizeof(aml));
     uint64_t rsdp = 0;
     CHECK_EQ(acpi_tables_write(&mem, &cfg, &rsdp), 0);
     struct parsed p;
@@ -587,6 +683,7 @@ int main(void)
     RUN(test_acpi_errors);
     RUN(test_acpi_extra_table);
     RUN(test_acpi_aml_writer);
+    RUN(test_acpi_aml_bridge);
     test_acpi_iasl();
     free(ram);
     return check_done();

@@ -172,7 +172,7 @@ static void test_acpi_pm_create_errors(void)
     cfg.ports.pm1a_evt = 0x700;
     cfg.ports.pm1a_cnt = 0x704;
     cfg.ports.pm_tmr = 0x708;
-    CHECK_EQ(acpi_pm_create(&pio, &cfg, &b), -EEXIST); /* reset port 0xcf9 is taken */
+    CHECK_EQ(acpi_pm_create(&pio, &cfg, &b), -EEXIST); /* the reset port is taken */
     CHECK_EQ(pio.count, 4);                            /* nothing left behind */
     cfg.ports.reset = 0;
     cfg.ports.pm_tmr = 0;
