@@ -35,7 +35,7 @@ struct virtq {
     /* Device state. */
     uint16_t last_avail; /* next avail ring entry to pop */
     uint16_t used_idx;   /* our copy of used->idx */
-    uint16_t signalled;  /* used_idx when the driver was last notified (event_idx) */
+    uint16_t signalled;  /* used_idx at the previous notify check (event_idx) */
     bool signalled_valid;
     bool broken;       /* a malformed ring was seen: nothing more is popped until reset */
     const char *error; /* why it broke (static string) */
@@ -70,7 +70,7 @@ __attribute__((warn_unused_result)) int virtq_pop(struct virtq *q, struct virtq_
  * ordering. Out-of-range head: the queue breaks (-EIO). */
 __attribute__((warn_unused_result)) int virtq_push(struct virtq *q, uint16_t head, uint32_t len);
 /* Whether the driver wants an interrupt for what was pushed since the last time this returned
- * true (VIRTQ_AVAIL_F_NO_INTERRUPT, or used_event with event_idx, §2.7.10). */
+ * true (VIRTQ_AVAIL_F_NO_INTERRUPT, or used_event with event_idx, §2.7.7). */
 bool virtq_should_notify(struct virtq *q);
 /* Ask the driver to stop (false) or resume (true) notifying us of new buffers. Resuming
  * returns true when buffers arrived in between, so the caller must pop again (no lost kick). */

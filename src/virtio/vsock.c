@@ -47,8 +47,8 @@ struct virtio_vsock {
     char *uds;
     dev_t uds_dev;
     ino_t uds_ino;
-    bool broken;      /* a ring is malformed: nothing more until reset */
-    bool tx_blocked;  /* the transmit queue waits for room in the RST queue */
+    bool broken;     /* a ring is malformed: nothing more until reset */
+    bool tx_blocked; /* the transmit queue waits for room in the RST queue */
     struct virtq_req rx;
     bool rx_held; /* rx is popped and not yet used */
     struct virtq_req tx;
@@ -118,16 +118,9 @@ static void service_rx(struct virtio_vsock *s)
             d->rst_head = (d->rst_head + 1) % VSOCK_RSTQ;
             d->rst_count--;
         } else {
-            struct vsock_conn *c = d->ready_head;
             /* Off the list while it sends: vsock_conn_update puts it at the back if it owes
              * more, so connections take turns. */
-            c->ready = false;
-            d->ready_head = c->rnext;
-            if (d->ready_head)
-                d->ready_head->rprev = NULL;
-            else
-                d->ready_tail = NULL;
-            c->rnext = NULL;
+            struct vsock_conn *c = vsock_conn_ready_pop(d);
             len = vsock_conn_next_packet(d, c, iov, s->rx.n_in, cap);
             vsock_conn_update(d, c);
             if (len == 0)
@@ -484,8 +477,7 @@ int virtio_vsock_create(const struct virtio_vsock_config *cfg, const struct gues
     if ((r = listen_uds(s, s->uds, err, errlen)) < 0)
         goto fail;
     config_written(s, 0, 0);
-    if ((r = virtio_device_init(&s->vdev, &vsock_ops, s, s->config, sizeof(s->config), mem)) <
-        0) {
+    if ((r = virtio_device_init(&s->vdev, &vsock_ops, s, s->config, sizeof(s->config), mem)) < 0) {
         snprintf(err, errlen, "%s", strerror(-r));
         goto fail;
     }

@@ -108,6 +108,14 @@ static bool ready_unlink(struct vsock_dev *d, struct vsock_conn *c)
     return true;
 }
 
+struct vsock_conn *vsock_conn_ready_pop(struct vsock_dev *d)
+{
+    struct vsock_conn *c = d->ready_head;
+    if (c)
+        ready_unlink(d, c);
+    return c;
+}
+
 static void ready_append(struct vsock_dev *d, struct vsock_conn *c)
 {
     if (c->ready)
@@ -549,8 +557,10 @@ size_t vsock_conn_next_packet(struct vsock_dev *d, struct vsock_conn *c, const s
         unsigned bit;
         uint16_t op;
     } order[] = {
-        {CTL_RST, VSOCK_OP_RST},           {CTL_REQUEST, VSOCK_OP_REQUEST},
-        {CTL_RESPONSE, VSOCK_OP_RESPONSE}, {CTL_SHUTDOWN, VSOCK_OP_SHUTDOWN},
+        {CTL_RST, VSOCK_OP_RST},
+        {CTL_REQUEST, VSOCK_OP_REQUEST},
+        {CTL_RESPONSE, VSOCK_OP_RESPONSE},
+        {CTL_SHUTDOWN, VSOCK_OP_SHUTDOWN},
         {CTL_CREDIT, VSOCK_OP_CREDIT_UPDATE},
     };
     for (unsigned i = 0; i < sizeof(order) / sizeof(order[0]); i++) {

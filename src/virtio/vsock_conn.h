@@ -72,21 +72,21 @@ enum vsock_conn_state {
 
 struct vsock_conn {
     struct vsock_dev *dev;
-    struct vsock_conn *prev, *next;        /* all connections */
-    struct vsock_conn *rprev, *rnext;      /* the ready list: owes the guest a packet */
-    bool ready;                            /* on the ready list */
-    int fd;                                /* the Unix socket, -1 once closed */
-    uint32_t events;                       /* epoll interest now, when registered */
-    bool registered;                       /* fd is in the loop */
+    struct vsock_conn *prev, *next;   /* all connections */
+    struct vsock_conn *rprev, *rnext; /* the ready list: owes the guest a packet */
+    bool ready;                       /* on the ready list */
+    int fd;                           /* the Unix socket, -1 once closed */
+    uint32_t events;                  /* epoll interest now, when registered */
+    bool registered;                  /* fd is in the loop */
     enum vsock_conn_state state;
-    uint32_t local_port, peer_port;        /* host side, guest side */
-    unsigned ctl;                          /* CTL_* owed */
+    uint32_t local_port, peer_port; /* host side, guest side */
+    unsigned ctl;                   /* CTL_* owed */
     /* Unix socket side. */
-    bool readable;                         /* a read will not block (EPOLLIN or a hang-up seen) */
-    bool hup;                              /* the peer closed or both sides are shut */
-    bool rd_eof;                           /* read returned 0: nothing more to the guest */
-    bool wr_done;                          /* nothing more goes to the Unix socket */
-    uint8_t peer_shut;                     /* VSOCK_SHUTDOWN_* the guest sent */
+    bool readable;     /* a read will not block (EPOLLIN or a hang-up seen) */
+    bool hup;          /* the peer closed or both sides are shut */
+    bool rd_eof;       /* read returned 0: nothing more to the guest */
+    bool wr_done;      /* nothing more goes to the Unix socket */
+    uint8_t peer_shut; /* VSOCK_SHUTDOWN_* the guest sent */
     char line[VSOCK_LINE_MAX];
     unsigned line_len;
     /* Guest -> host: bytes the Unix socket has not taken yet, [head, tail) of buf. */
@@ -163,6 +163,8 @@ void vsock_conn_update(struct vsock_dev *d, struct vsock_conn *c);
 
 /* ---- what the guest receives (vsock_conn.c) */
 
+/* The connection first in line to send, taken off the ready list; NULL when none is. */
+struct vsock_conn *vsock_conn_ready_pop(struct vsock_dev *d);
 /* Whether c owes the guest a packet (control, or data it has credit for). */
 bool vsock_conn_wants_rx(const struct vsock_conn *c);
 /* Build c's next packet into the writable segments iov[0..n) (capacity bytes, >= the header):

@@ -271,13 +271,21 @@ static size_t count_fds(void)
     return n;
 }
 
+static char dir[64];
+
+static void remove_tmpdir(void)
+{
+    rmdir(dir); /* every run removes its sockets, so it is empty */
+}
+
+/* One directory per process for the sockets, removed at exit. */
 static const char *tmpdir(void)
 {
-    static char dir[64];
     if (!dir[0]) {
         snprintf(dir, sizeof(dir), "/tmp/revirt-fuzz-vsock-XXXXXX");
         if (!mkdtemp(dir))
             abort();
+        atexit(remove_tmpdir);
     }
     return dir;
 }
@@ -286,11 +294,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct run r;
     struct cursor c = {data, size};
-    const char *dir = tmpdir();
+    const char *tmp = tmpdir();
     size_t fds_before = count_fds();
 
     memset(&r, 0, sizeof(r));
-    snprintf(r.uds, sizeof(r.uds), "%s/v.sock", dir);
+    snprintf(r.uds, sizeof(r.uds), "%s/v.sock", tmp);
     snprintf(r.listener_path, sizeof(r.listener_path), "%s_5000", r.uds);
     for (unsigned i = 0; i < SLOTS; i++)
         r.host[i] = -1;

@@ -142,9 +142,9 @@ static void *host_reader(void *arg)
 /* One connection as the guest sees it. */
 struct gconn {
     uint32_t gport, hport;
-    uint32_t rx_total, fwd;            /* bytes received, bytes "consumed" (our fwd_cnt) */
-    uint32_t tx_total;                 /* bytes sent */
-    uint32_t dev_buf_alloc, dev_fwd;   /* the device's credit figures */
+    uint32_t rx_total, fwd;          /* bytes received, bytes "consumed" (our fwd_cnt) */
+    uint32_t tx_total;               /* bytes sent */
+    uint32_t dev_buf_alloc, dev_fwd; /* the device's credit figures */
     uint64_t rx_hash;
 };
 
@@ -489,9 +489,17 @@ static void test_connect_line(void)
     struct vsock_guest g;
     setup(&g);
     static const char *const bad[] = {
-        "CONNECT\n",          "CONNECT \n",        "CONNECT abc\n",      "CONNECT 12a\n",
-        "CONNECT 4294967296\n", "CONNECT -1\n",     "connect 5\n",        "CONNECT  5\n",
-        "CONNECT 5 \n",       "GARBAGEGARBAGEGARBAGEGARBAGEGARBAGE\n", "CONNECT 123456789012\n",
+        "CONNECT\n",
+        "CONNECT \n",
+        "CONNECT abc\n",
+        "CONNECT 12a\n",
+        "CONNECT 4294967296\n",
+        "CONNECT -1\n",
+        "connect 5\n",
+        "CONNECT  5\n",
+        "CONNECT 5 \n",
+        "GARBAGEGARBAGEGARBAGEGARBAGEGARBAGE\n",
+        "CONNECT 123456789012\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int fd = unix_connect(uds);

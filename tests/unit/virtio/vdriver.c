@@ -97,10 +97,11 @@ uint8_t vdriver_attach(struct vdriver *d, struct virtio_device *v, uint64_t feat
                        uint16_t qsize)
 {
     d->v = v;
-    v->transport = &fake_transport;
-    v->transport_opaque = d;
     pthread_mutex_lock(&v->lock);
     virtio_write_status(v, 0);
+    /* Only once the device is stopped: its threads read the transport. */
+    v->transport = &fake_transport;
+    v->transport_opaque = d;
     virtio_write_status(v, VIRTIO_STATUS_ACKNOWLEDGE);
     virtio_write_status(v, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
     uint64_t want = (features | VIRTIO_BIT(VIRTIO_F_VERSION_1)) &

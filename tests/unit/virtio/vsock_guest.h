@@ -23,10 +23,10 @@ struct vsock_guest {
     struct vdriver drv;
     struct virtio_vsock *dev;
     uint32_t cid;
-    uint32_t rx_len;                /* size of the receive buffers posted from now on */
-    uint64_t rx_gpa[VG_QSIZE];      /* by descriptor head */
-    uint64_t rx_pool;               /* VG_QSIZE buffers of VG_RX_BUF bytes */
-    uint64_t tx_gpa;                /* VG_TX_MAX + header bytes for the packet being sent */
+    uint32_t rx_len;           /* size of the receive buffers posted from now on */
+    uint64_t rx_gpa[VG_QSIZE]; /* by descriptor head */
+    uint64_t rx_pool;          /* VG_QSIZE buffers of VG_RX_BUF bytes */
+    uint64_t tx_gpa;           /* VG_TX_MAX + header bytes for the packet being sent */
 };
 
 /* Create the device listening on uds, attach, and post VG_QSIZE receive buffers of rx_len
@@ -37,8 +37,7 @@ void vg_free(struct vsock_guest *g);
 /* Wait up to timeout_ms for the next packet on the receive queue: header into h, payload (up
  * to cap bytes) into payload; the buffer is posted again. Returns the payload length the used
  * length implies, -ETIMEDOUT, or -EPROTO when the used length is shorter than a header. */
-int vg_recv(struct vsock_guest *g, struct vsock_hdr *h, void *payload, size_t cap,
-            int timeout_ms);
+int vg_recv(struct vsock_guest *g, struct vsock_hdr *h, void *payload, size_t cap, int timeout_ms);
 /* Send a packet: the header (host byte order, encoded here) in one descriptor and len payload
  * bytes split into nsplit descriptors (1 when 0). h->len is sent as given. Waits until the
  * device returned the chain (0) or timeout_ms passed (-ETIMEDOUT); timeout_ms 0 does not wait
