@@ -345,8 +345,8 @@ static int create(const struct virtio_net_config *cfg, int fd, const struct gues
 
     int r;
     if (fd >= 0) {
-        r = net_tap_attach(n, fd, false,
-                           TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN, err, errlen);
+        r = net_tap_attach(n, fd, false, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN, err,
+                           errlen);
     } else if (cfg->backend == VIRTIO_NET_USER) {
         r = net_slirp_attach(n, cfg, err, errlen);
     } else if (cfg->backend == VIRTIO_NET_TAP) {

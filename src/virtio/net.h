@@ -13,21 +13,21 @@
 #define VIRTIO_NET_MAX_FWD 16
 
 /* Feature bits (§5.1.3) */
-#define VIRTIO_NET_F_CSUM 0        /* the driver may leave checksums to the device */
-#define VIRTIO_NET_F_GUEST_CSUM 1  /* the driver accepts packets with partial checksums */
-#define VIRTIO_NET_F_MAC 5         /* config mac is valid */
-#define VIRTIO_NET_F_GUEST_TSO4 7  /* the driver takes TCPv4 segmentation offload */
-#define VIRTIO_NET_F_GUEST_TSO6 8  /* ... TCPv6 */
-#define VIRTIO_NET_F_GUEST_ECN 9   /* ... with ECN */
-#define VIRTIO_NET_F_HOST_TSO4 11  /* the device takes TCPv4 segmentation offload */
-#define VIRTIO_NET_F_HOST_TSO6 12  /* ... TCPv6 */
-#define VIRTIO_NET_F_HOST_ECN 13   /* ... with ECN */
-#define VIRTIO_NET_F_MRG_RXBUF 15  /* a received packet may span several buffers */
-#define VIRTIO_NET_F_STATUS 16     /* config status is valid */
+#define VIRTIO_NET_F_CSUM 0       /* the driver may leave checksums to the device */
+#define VIRTIO_NET_F_GUEST_CSUM 1 /* the driver accepts packets with partial checksums */
+#define VIRTIO_NET_F_MAC 5        /* config mac is valid */
+#define VIRTIO_NET_F_GUEST_TSO4 7 /* the driver takes TCPv4 segmentation offload */
+#define VIRTIO_NET_F_GUEST_TSO6 8 /* ... TCPv6 */
+#define VIRTIO_NET_F_GUEST_ECN 9  /* ... with ECN */
+#define VIRTIO_NET_F_HOST_TSO4 11 /* the device takes TCPv4 segmentation offload */
+#define VIRTIO_NET_F_HOST_TSO6 12 /* ... TCPv6 */
+#define VIRTIO_NET_F_HOST_ECN 13  /* ... with ECN */
+#define VIRTIO_NET_F_MRG_RXBUF 15 /* a received packet may span several buffers */
+#define VIRTIO_NET_F_STATUS 16    /* config status is valid */
 
 /* Configuration space (§5.1.4): byte offsets, little-endian. */
-#define VIRTIO_NET_CFG_MAC 0      /* u8[6] */
-#define VIRTIO_NET_CFG_STATUS 6   /* le16 */
+#define VIRTIO_NET_CFG_MAC 0          /* u8[6] */
+#define VIRTIO_NET_CFG_STATUS 6       /* le16 */
 #define VIRTIO_NET_CFG_MAX_VQ_PAIRS 8 /* le16, always 1 */
 #define VIRTIO_NET_CFG_SIZE 10
 #define VIRTIO_NET_S_LINK_UP 1u

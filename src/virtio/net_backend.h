@@ -117,8 +117,7 @@ __attribute__((warn_unused_result)) int net_tx_complete(struct virtio_net *n,
 
 /* Copy a chain's readable bytes [off, off + len) out / bytes into a segment list at off. */
 size_t net_iov_read(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len);
-size_t net_iov_write(const struct iovec *iov, unsigned n, size_t off, const void *src,
-                     size_t len);
+size_t net_iov_write(const struct iovec *iov, unsigned n, size_t off, const void *src, size_t len);
 
 /* ---- backends; each sets n->be, n->be_state and adds to n->ops.features */
 
@@ -126,17 +125,14 @@ size_t net_iov_write(const struct iovec *iov, unsigned n, size_t off, const void
  * any packet socket speaking the same framing: the test hook). Takes fd. is_tap: fd is a
  * TAP (offloads are set with TUNSETOFFLOAD); offloads: TUN_F_* the TAP accepts. */
 __attribute__((warn_unused_result)) int net_tap_attach(struct virtio_net *n, int fd, bool is_tap,
-                                                       unsigned offloads, char *err,
-                                                       size_t errlen);
+                                                       unsigned offloads, char *err, size_t errlen);
 /* Open (or create) TAP ifname with vnet headers, non-blocking: *fd and the TUN_F_* offloads it
  * accepts. */
 __attribute__((warn_unused_result)) int net_tap_open(const char *ifname, int *fd,
-                                                     unsigned *offloads, char *err,
-                                                     size_t errlen);
+                                                     unsigned *offloads, char *err, size_t errlen);
 /* vhost-net over TAP fd (taken). */
-__attribute__((warn_unused_result)) int net_vhost_attach(struct virtio_net *n, int fd,
-                                                         unsigned offloads, char *err,
-                                                         size_t errlen);
+__attribute__((warn_unused_result)) int
+net_vhost_attach(struct virtio_net *n, int fd, unsigned offloads, char *err, size_t errlen);
 /* libslirp user-mode networking with cfg's host forwards. */
 __attribute__((warn_unused_result)) int net_slirp_attach(struct virtio_net *n,
                                                          const struct virtio_net_config *cfg,

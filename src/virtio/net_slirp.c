@@ -43,7 +43,6 @@ struct net_slirp {
     int stop_fd;
     struct pollfd *pfd;
     unsigned npfd, pfd_cap;
-    bool pfd_failed; /* out of memory growing pfd: skip slirp's fds this round */
     struct slirp_timer *timers;
     struct rx_frame rxq[RXQ_MAX];
     unsigned rxq_head, rxq_len;
@@ -225,10 +224,8 @@ static int add_pollfd(int fd, int events, void *opaque)
     if (s->npfd == s->pfd_cap) {
         unsigned cap = s->pfd_cap ? 2 * s->pfd_cap : 16;
         struct pollfd *p = realloc(s->pfd, cap * sizeof(*p));
-        if (!p) {
-            s->pfd_failed = true;
-            return -1;
-        }
+        if (!p)
+            return -1; /* out of memory: that fd is not polled this round */
         s->pfd = p;
         s->pfd_cap = cap;
     }
@@ -299,7 +296,6 @@ static void *slirp_thread(void *opaque)
 
     for (;;) {
         s->npfd = 0;
-        s->pfd_failed = false;
         add_pollfd(s->stop_fd, SLIRP_POLL_IN, s);
         add_pollfd(tx_kick, SLIRP_POLL_IN, s);
         add_pollfd(rx_kick, SLIRP_POLL_IN, s);
@@ -446,13 +442,13 @@ int net_slirp_attach(struct virtio_net *n, const struct virtio_net_config *cfg, 
         const struct virtio_net_fwd *f = &cfg->fwd[i];
         errno = 0;
         if (slirp_add_hostfwd(s->slirp, f->udp, ip4(f->host_addr), f->host_port,
-                              ip4(f->guest_addr ? f->guest_addr : 0x0a00020f),
-                              f->guest_port) < 0) {
+                              ip4(f->guest_addr ? f->guest_addr : 0x0a00020f), f->guest_port) < 0) {
             int e = errno ? errno : EADDRINUSE;
             char host[INET_ADDRSTRLEN];
             struct in_addr ha = ip4(f->host_addr);
             inet_ntop(AF_INET, &ha, host, sizeof(host));
-            snprintf(err, errlen, "virtio-net: hostfwd %s %s:%u -> guest port %u: cannot listen: %s",
+            snprintf(err, errlen,
+                     "virtio-net: hostfwd %s %s:%u -> guest port %u: cannot listen: %s",
                      f->udp ? "udp" : "tcp", host, f->host_port, f->guest_port, strerror(e));
             slirp_destroy(n);
             return -e;

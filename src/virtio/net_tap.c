@@ -28,11 +28,11 @@ struct net_tap {
     bool is_tap;       /* a real TAP (else a packet socket: the test hook) */
     unsigned offloads; /* TUN_F_* the TAP accepts */
     struct ioloop *loop;
-    uint32_t events;  /* what the loop watches on fd */
-    bool rx_waiting;  /* no receive buffers: fd not read until the driver kicks rx */
-    bool tx_held;     /* tx_req could not be sent yet: waiting for EPOLLOUT */
-    bool fd_dead;     /* the backend hung up or failed: packets are dropped */
-    size_t pending;   /* a packet read into bounce, waiting for buffers (0: none) */
+    uint32_t events; /* what the loop watches on fd */
+    bool rx_waiting; /* no receive buffers: fd not read until the driver kicks rx */
+    bool tx_held;    /* tx_req could not be sent yet: waiting for EPOLLOUT */
+    bool fd_dead;    /* the backend hung up or failed: packets are dropped */
+    size_t pending;  /* a packet read into bounce, waiting for buffers (0: none) */
     uint8_t *bounce;
     struct virtq_req tx_req;
 };
@@ -221,8 +221,10 @@ static void rx_run(struct net_tap *t)
         }
         if (!budget)
             break; /* the TAP is level-triggered: the rest comes on the next round */
-        /* With MRG_RXBUF, read straight into the guest when the stash holds any packet,
-         * else through the bounce buffer, so that nothing is lost for want of buffers. */
+        /* Read straight into the guest's buffers when they can take any packet (always one
+         * buffer without MRG_RXBUF: a larger packet is dropped, as a NIC would). With
+         * MRG_RXBUF and less room, read into the bounce buffer, where a packet waits for
+         * more buffers instead of being lost. */
         if (net_rx_fill(n, VIRTIO_NET_PKT_MAX) < 0)
             break;
         uint64_t room = net_rx_room(n);
@@ -252,8 +254,10 @@ static void rx_run(struct net_tap *t)
             break;
         }
         budget--;
-        if ((size_t)len < VIRTIO_NET_HDR_LEN || (uint64_t)len > room) {
-            /* Truncated: too large for the buffers (without MRG_RXBUF) or for any. */
+        if ((size_t)len < VIRTIO_NET_HDR_LEN || (uint64_t)len > room ||
+            (size_t)len > VIRTIO_NET_PKT_MAX) {
+            /* Truncated (too large for the buffers without MRG_RXBUF), or larger than any
+             * packet may be (the stash can hold more than that). */
             atomic_fetch_add_explicit(&n->rx_dropped, 1, memory_order_relaxed);
             continue;
         }
@@ -282,7 +286,7 @@ static void tx_run(struct net_tap *t)
             if (!t->tx_held && (r = net_tx_pop(n, &t->tx_req)) <= 0)
                 break;
             ssize_t w = t->fd_dead ? 0 : fd_send(t, &t->tx_req);
-            if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+            if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                 t->tx_held = true; /* the backend is full: resume on EPOLLOUT */
                 set_events(t);
                 net_notify(n, NET_TXQ);

@@ -308,8 +308,7 @@ int main(int argc, char **argv)
     put(&s, OP_REAP, 1);
     chain(&s, OP_RX, 1, 0x20000, 0x800, 0);
     put(&s, OP_REAP, 1);
-    write_seed(dir, "rx-single", &s,
-               &(struct virtio_net_stats){.rx_packets = 2, .rx_dropped = 1});
+    write_seed(dir, "rx-single", &s, &(struct virtio_net_stats){.rx_packets = 2, .rx_dropped = 1});
 
     /* Malformed: a writable transmit segment, a readable receive buffer, a wild address, a
      * reset and traffic again. */

@@ -194,9 +194,8 @@ static uint16_t guest_send(struct fix *f, const struct virtio_net_hdr_v1 *hdr, c
         piece = total;
     CHECK((total + piece - 1) / piece <= 64, "at most 64 pieces");
     for (size_t off = 0; off < total && n < 64; off += piece, n++)
-        bufs[n] = (struct vdriver_buf){gpa + off, (uint32_t)(total - off < piece ? total - off
-                                                                                : piece),
-                                       false};
+        bufs[n] = (struct vdriver_buf){
+            gpa + off, (uint32_t)(total - off < piece ? total - off : piece), false};
     return vdriver_add(&f->d, NET_TXQ, bufs, n, true);
 }
 
@@ -260,9 +259,8 @@ static void test_tx_passes_header(void)
         return;
     uint8_t frame[100];
     make_frame(frame, sizeof(frame), 0x0800, 1);
-    struct virtio_net_hdr_v1 hdr = {.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
-                                    .csum_start = 34,
-                                    .csum_offset = 16};
+    struct virtio_net_hdr_v1 hdr = {
+        .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 34, .csum_offset = 16};
     uint16_t head = guest_send(&f, &hdr, frame, sizeof(frame), 40);
     uint8_t got[256];
     ssize_t n = peer_recv(&f, got, sizeof(got), WAIT_MS);
@@ -289,8 +287,7 @@ static void test_tx_passes_header(void)
         size_t l = 60 + i * 29;
         make_frame(fr, l, 0x0800, i);
         ssize_t k = peer_recv(&f, buf, sizeof(buf), WAIT_MS);
-        CHECK(k == (ssize_t)(HDR + l) && !memcmp(buf + HDR, fr, l), "burst packet %u: %zd", i,
-              k);
+        CHECK(k == (ssize_t)(HDR + l) && !memcmp(buf + HDR, fr, l), "burst packet %u: %zd", i, k);
     }
     fix_close(&f);
 }
@@ -456,6 +453,16 @@ static void test_rx_mrg_direct(void)
     uint32_t len;
     uint8_t *b = rx_used(&f, &h, &len, WAIT_MS);
     CHECK(b && h == heads[3] && len == HDR + 100 && get16(b + 10) == 1, "second packet");
+
+    /* More than any packet may be, though the buffers could take it: dropped. */
+    for (unsigned i = 0; i < 10; i++)
+        post_rx(&f, 4096, i == 9);
+    static uint8_t huge[VIRTIO_NET_PKT_MAX];
+    peer_send(&f, NULL, huge, sizeof(huge));
+    peer_send(&f, NULL, fr, 200);
+    b = rx_used(&f, &h, &len, WAIT_MS);
+    CHECK(b && h == heads[4] && len == HDR + 200, "packet after the oversized one");
+    CHECK_EQ(stats(&f).rx_dropped, 1);
     fix_close(&f);
 }
 
@@ -535,8 +542,7 @@ static void test_rx_waits_for_buffers(void)
         sleep_ms(300);
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
         long cpu_ms = (c1.tv_sec - c0.tv_sec) * 1000 + (c1.tv_nsec - c0.tv_nsec) / 1000000;
-        CHECK(cpu_ms < 60, "mrg=%d: %ld ms of CPU while waiting 300 ms for buffers", mrg,
-              cpu_ms);
+        CHECK(cpu_ms < 60, "mrg=%d: %ld ms of CPU while waiting 300 ms for buffers", mrg, cpu_ms);
         /* A buffer posted without a kick is not noticed... until the kick. */
         uint16_t heads[3];
         heads[0] = post_rx(&f, 2048, false);
@@ -943,8 +949,8 @@ static void test_user_dhcp(void)
     static const uint8_t opts[] = {0x63, 0x82, 0x53, 0x63, 53, 1, 1, 255};
     memcpy(bootp + 236, opts, sizeof(opts));
     uint8_t fr[14 + 28 + sizeof(bootp)];
-    size_t len = udp_frame(fr, (const uint8_t *)"\xff\xff\xff\xff\xff\xff", 0, 0xffffffff, 68,
-                           67, bootp, sizeof(bootp));
+    size_t len = udp_frame(fr, (const uint8_t *)"\xff\xff\xff\xff\xff\xff", 0, 0xffffffff, 68, 67,
+                           bootp, sizeof(bootp));
     guest_send(&f, NULL, fr, len, 200);
     CHECK(user_wait(&f, is_dhcp_offer, &xid, WAIT_MS), "DHCPOFFER of 10.0.2.15");
     fix_close(&f);
@@ -1010,8 +1016,7 @@ static void test_user_hostfwd(void)
     CHECK(r < 0, "busy port refused");
     char port_s[16];
     snprintf(port_s, sizeof(port_s), "%u", cfg.fwd[0].host_port);
-    CHECK(strstr(err, "hostfwd") && strstr(err, port_s) && !strchr(err, '\n'), "reason: %s",
-          err);
+    CHECK(strstr(err, "hostfwd") && strstr(err, port_s) && !strchr(err, '\n'), "reason: %s", err);
     if (r == 0)
         virtio_net_destroy(n);
     vdriver_free(&d);
