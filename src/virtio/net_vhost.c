@@ -44,9 +44,7 @@ static void on_call(void *opaque, uint32_t events)
     uint64_t cnt;
     if (read(c->fd, &cnt, sizeof(cnt)) != sizeof(cnt))
         return;
-    atomic_fetch_or(&v->isr, VIRTIO_ISR_QUEUE);
-    if (v->transport && v->transport->notify_queue)
-        v->transport->notify_queue(v->transport_opaque, c->q);
+    virtio_queue_interrupt(v, c->q);
 }
 
 static int vioctl(struct net_vhost *h, unsigned long req, void *arg, const char *what)

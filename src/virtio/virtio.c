@@ -91,13 +91,19 @@ static void raise_config(struct virtio_device *v)
         v->transport->notify_config(v->transport_opaque);
 }
 
-void virtio_queue_notify(struct virtio_device *v, unsigned q)
+void virtio_queue_interrupt(struct virtio_device *v, unsigned q)
 {
-    if (q >= v->ops->num_queues || !virtq_should_notify(&v->queues[q].vq))
+    if (q >= v->ops->num_queues)
         return;
     atomic_fetch_or(&v->isr, VIRTIO_ISR_QUEUE);
     if (v->transport && v->transport->notify_queue)
         v->transport->notify_queue(v->transport_opaque, q);
+}
+
+void virtio_queue_notify(struct virtio_device *v, unsigned q)
+{
+    if (q < v->ops->num_queues && virtq_should_notify(&v->queues[q].vq))
+        virtio_queue_interrupt(v, q);
 }
 
 void virtio_config_changed(struct virtio_device *v)

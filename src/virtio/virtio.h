@@ -117,6 +117,9 @@ void virtio_device_cleanup(struct virtio_device *v);
 
 /* Raise q's interrupt if the driver wants one for what was pushed (virtq_should_notify). */
 void virtio_queue_notify(struct virtio_device *v, unsigned q);
+/* Raise q's interrupt unconditionally: for a backend that already applied the driver's
+ * suppression itself (vhost signals only when the driver wants an interrupt). */
+void virtio_queue_interrupt(struct virtio_device *v, unsigned q);
 /* The device changed its configuration (config generation bumps, config interrupt). Call
  * without holding v->lock. */
 void virtio_config_changed(struct virtio_device *v);
