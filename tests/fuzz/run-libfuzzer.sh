@@ -1,65 +1,70 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Builds the boot loader fuzz targets with clang's libFuzzer + ASan + UBSan and runs each one.
+# Builds every fuzz target with clang's libFuzzer + ASan + UBSan (meson -Dfuzz_engine=libfuzzer,
+# over coverage-instrumented project code) and runs each one from the seeds the build generates.
 #
 # Usage: tests/fuzz/run-libfuzzer.sh [SECONDS]      (default 30 seconds per target)
-# Environment: CC (default clang), OUT (default build-boot-libfuzzer, relative to the repo root),
-# TARGETS (default "boot bzimage pvh multiboot").
+# Environment: CC (default clang), OUT (the meson build directory, default build-libfuzzer,
+# relative to the repo root), TARGETS (names such as "blk pci", default every fuzz_* target).
 # Exit status: 0 when every target ran SECONDS without a finding, 1 on a crash, leak, timeout or
-# sanitizer report (the input is kept in $OUT/artifacts/), 77 (skip) when clang cannot link
-# -fsanitize=fuzzer: on Debian install clang and libclang-rt-14-dev (or the -dev package
-# matching the clang version).
+# sanitizer report (the input is kept in $OUT/artifacts/, the log in $OUT/fuzz_<target>.log),
+# 77 (skip) when clang cannot link -fsanitize=fuzzer: on Debian install clang and
+# libclang-rt-14-dev (or the -dev package matching the clang version).
 set -eu
 
 seconds=${1:-30}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cc=${CC:-clang}
-out=${OUT:-build-boot-libfuzzer}
+out=${OUT:-build-libfuzzer}
 case $out in /*) ;; *) out=$root/$out ;; esac
-targets=${TARGETS:-boot bzimage pvh multiboot}
 
-mkdir -p "$out"
-probe=$out/probe.c
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \
     'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }' \
-    >"$probe"
-if ! "$cc" -fsanitize=fuzzer "$probe" -o "$out/probe" 2>"$out/probe.log"; then
-    echo "SKIP: $cc cannot link -fsanitize=fuzzer (see $out/probe.log);" \
-        "install clang and libclang-rt-14-dev"
+    >"$tmp/probe.c"
+if ! "$cc" -fsanitize=fuzzer "$tmp/probe.c" -o "$tmp/probe" 2>"$tmp/probe.log"; then
+    cat "$tmp/probe.log"
+    echo "SKIP: $cc cannot link -fsanitize=fuzzer; install clang and libclang-rt-14-dev"
     exit 77
 fi
 
-cflags="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror -Wshadow
-    -Wvla -Wno-missing-field-initializers -I$root/include -I$root/src"
-boot_src="$root/src/boot/boot.c $root/src/boot/bzimage.c $root/src/boot/elf.c
-    $root/src/boot/pvh.c $root/src/boot/multiboot.c $root/src/vmm/guest_mem.c"
+# The build also writes every target's seeds (tests/fuzz/corpus*/) with its generator.
+opts="-Dfuzz_engine=libfuzzer -Db_sanitize=address,undefined -Db_lundef=false"
+# shellcheck disable=SC2086  # word splitting of the option list is intended
+if [ -e "$out/build.ninja" ]; then
+    meson configure "$out" $opts >/dev/null
+else
+    CC=$cc meson setup "$out" "$root" $opts >/dev/null
+fi
+ninja -C "$out" >"$out/ninja.log" 2>&1 || { cat "$out/ninja.log"; exit 1; }
 
-# Seeds come from the same generator the meson build uses.
-# shellcheck disable=SC2086  # word splitting of the flag and file lists is intended
-"$cc" $cflags -I"$root/tests/unit/boot" -o "$out/fuzz_gen_corpus" \
-    "$root/tests/fuzz/gen_corpus.c" "$root/tests/unit/boot/fixture.c" $boot_src
-rm -rf "$out/seeds"
-"$out/fuzz_gen_corpus" "$out/seeds"
+fz=$out/tests/fuzz
+if [ -z "${TARGETS:-}" ]; then
+    TARGETS=$(cd "$fz" && for f in fuzz_*; do
+        case $f in fuzz_gen_corpus*) continue ;; esac
+        if [ -f "$f" ] && [ -x "$f" ]; then echo "${f#fuzz_}"; fi
+    done)
+fi
 
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 mkdir -p "$out/artifacts"
 status=0
-for t in $targets; do
-    echo "== fuzz_$t: building"
-    # shellcheck disable=SC2086
-    "$cc" $cflags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-        -o "$out/fuzz_$t" "$root/tests/fuzz/fuzz_$t.c" $boot_src
+for t in $TARGETS; do
+    seeds=$fz/corpus-$t
+    [ -d "$seeds" ] || seeds=$fz/corpus/$t # the boot loaders share one generator
     # New interesting inputs go to a work corpus, never into the seeds.
-    mkdir -p "$out/corpus/$t"
-    echo "== fuzz_$t: running for ${seconds}s"
-    if ! "$out/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    mkdir -p "$out/work/$t"
+    echo "== fuzz_$t: ${seconds}s"
+    if ! "$fz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" \
-        "$out/corpus/$t" "$out/seeds/$t" >"$out/fuzz_$t.log" 2>&1; then
+        "$out/work/$t" "$seeds" >"$out/fuzz_$t.log" 2>&1; then
         echo "FAIL: fuzz_$t found a problem; log $out/fuzz_$t.log, input in $out/artifacts/"
         tail -n 40 "$out/fuzz_$t.log"
         status=1
         continue
     fi
-    grep -E '^stat::number_of_executed_units|^Done|cov:' "$out/fuzz_$t.log" | tail -n 2
+    grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)' "$out/fuzz_$t.log" # coverage: seeds, end
 done
 [ $status -eq 0 ] && echo "all targets ran ${seconds}s without findings"
 exit $status
