@@ -261,12 +261,12 @@ static int write_page_tables(struct boot_ctx *ctx)
      * feature, unlike 1 GiB pages. */
     memset(pml4, 0, BOOT_PAGE);
     memset(pdpt, 0, BOOT_PAGE);
-    boot_wr64(pml4, BOOT_PDPT_ADDR | PTE_P | PTE_RW);
+    le_put64(pml4, BOOT_PDPT_ADDR | PTE_P | PTE_RW);
     for (unsigned i = 0; i < BOOT_PD_COUNT; i++) {
-        boot_wr64(pdpt + 8 * i, (BOOT_PD_ADDR + i * BOOT_PAGE) | PTE_P | PTE_RW);
+        le_put64(pdpt + 8 * i, (BOOT_PD_ADDR + i * BOOT_PAGE) | PTE_P | PTE_RW);
         for (unsigned j = 0; j < 512; j++) {
             uint64_t addr = ((uint64_t)i * 512 + j) << 21;
-            boot_wr64(pd + i * BOOT_PAGE + 8 * j, addr | PTE_P | PTE_RW | PTE_PS);
+            le_put64(pd + i * BOOT_PAGE + 8 * j, addr | PTE_P | PTE_RW | PTE_PS);
         }
     }
     return 0;
@@ -283,9 +283,9 @@ int boot_setup_cpu(struct boot_ctx *ctx, bool long_mode, uint64_t rip, struct ha
      * for a 32-bit TSS with base 0 and limit 0x67 (Xen docs/misc/pvh.pandoc), so all formats
      * get that; nothing uses it before the kernel loads its own. */
     memset(gdt, 0, sizeof(gdt));
-    boot_wr64(gdt + BOOT_SEL_CODE, gdt_entry(DESC_CODE, code_flags, 0, 0xfffff));
-    boot_wr64(gdt + BOOT_SEL_DATA, gdt_entry(DESC_DATA, data_flags, 0, 0xfffff));
-    boot_wr64(gdt + BOOT_SEL_TSS, gdt_entry(DESC_TSS, 0, 0, 0x67));
+    le_put64(gdt + BOOT_SEL_CODE, gdt_entry(DESC_CODE, code_flags, 0, 0xfffff));
+    le_put64(gdt + BOOT_SEL_DATA, gdt_entry(DESC_DATA, data_flags, 0, 0xfffff));
+    le_put64(gdt + BOOT_SEL_TSS, gdt_entry(DESC_TSS, 0, 0, 0x67));
     if (guest_mem_write(ctx->cfg->mem, BOOT_GDT_ADDR, gdt, sizeof(gdt)))
         return boot_fail(ctx, -EFAULT, "boot: GDT is not in guest memory");
     if (long_mode) {
@@ -342,8 +342,8 @@ long boot_multiboot_find(const uint8_t *k, uint64_t size)
 {
     uint64_t end = size < MB_SEARCH ? size : MB_SEARCH;
     for (uint64_t off = 0; end >= 12 && off <= end - 12; off += 4) {
-        uint32_t magic = boot_rd32(k + off);
-        uint32_t sum = magic + boot_rd32(k + off + 4) + boot_rd32(k + off + 8);
+        uint32_t magic = le_get32(k + off);
+        uint32_t sum = magic + le_get32(k + off + 4) + le_get32(k + off + 8);
         if (magic == MB_MAGIC && sum == 0)
             return (long)off;
     }
@@ -428,11 +428,11 @@ int boot_load(const struct boot_config *cfg, struct hav_x86_state *st, struct bo
         return boot_fail(&ctx, -ENOEXEC, "kernel: ELF without a usable PVH note");
     }
     for (uint64_t off = 0; size >= 4 && off <= size - 4 && off < MB_SEARCH; off += 4)
-        if (boot_rd32(k + off) == MB_MAGIC)
+        if (le_get32(k + off) == MB_MAGIC)
             return boot_fail(&ctx, -ENOEXEC,
                              "multiboot: header at offset 0x%llx has a bad checksum",
                              (unsigned long long)off);
-    if (size >= 0x200 && boot_rd16(k + 0x1fe) == 0xaa55)
+    if (size >= 0x200 && le_get16(k + 0x1fe) == 0xaa55)
         return boot_fail(&ctx, -ENOTSUP,
                          "kernel: boot sector without a \"HdrS\" setup header (zImage, boot "
                          "protocol < 2.00) is not supported");

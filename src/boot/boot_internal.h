@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "boot.h"
+#include "vmm/le.h" /* le_get16 .. le_put64 for the images' headers */
 
 #define BOOT_PAGE 0x1000ull
 
@@ -37,40 +38,6 @@ HAV_MUST_CHECK int boot_multiboot_run(struct boot_ctx *ctx, struct hav_x86_state
 
 /* Offset of the first valid multiboot v1 header in the first 8 KiB, or -1. */
 long boot_multiboot_find(const uint8_t *img, uint64_t size);
-
-/* Little-endian reads from a byte array; the caller has bounds-checked off. */
-static inline uint16_t boot_rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static inline uint32_t boot_rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t boot_rd64(const uint8_t *p)
-{
-    return (uint64_t)boot_rd32(p) | (uint64_t)boot_rd32(p + 4) << 32;
-}
-
-static inline void boot_wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static inline void boot_wr32(uint8_t *p, uint32_t v)
-{
-    boot_wr16(p, (uint16_t)v);
-    boot_wr16(p + 2, (uint16_t)(v >> 16));
-}
-
-static inline void boot_wr64(uint8_t *p, uint64_t v)
-{
-    boot_wr32(p, (uint32_t)v);
-    boot_wr32(p + 4, (uint32_t)(v >> 32));
-}
 
 /* True when [addr, addr + len) is covered by e820 RAM entries (len 0: addr is in RAM or at the
  * end of an entry). Never wraps. */

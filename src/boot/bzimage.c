@@ -82,14 +82,14 @@ static int place_kernel(struct boot_ctx *ctx, const uint8_t *k, uint16_t version
 {
     const struct boot_config *cfg = ctx->cfg;
     const bool relocatable = k[HDR_RELOCATABLE] != 0;
-    const uint64_t pref = version >= V_2_10 ? boot_rd64(k + HDR_PREF_ADDRESS) : BOOT_HIGH_START;
-    const uint64_t init_size = version >= V_2_10 ? boot_rd32(k + HDR_INIT_SIZE) : 0;
+    const uint64_t pref = version >= V_2_10 ? le_get64(k + HDR_PREF_ADDRESS) : BOOT_HIGH_START;
+    const uint64_t init_size = version >= V_2_10 ? le_get32(k + HDR_INIT_SIZE) : 0;
     /* init_size counts from the kernel's run-time start and covers what it needs before it
      * reads the memory map (boot protocol, "init_size"). */
     const uint64_t need = init_size > image_len ? init_size : image_len;
 
     if (relocatable) {
-        uint64_t align = boot_rd32(k + HDR_KERNEL_ALIGNMENT);
+        uint64_t align = le_get32(k + HDR_KERNEL_ALIGNMENT);
         if (align == 0 || (align & (align - 1)) || align > (1ull << 30))
             return boot_fail(ctx, -ENOEXEC,
                              "bzImage: kernel_alignment 0x%llx is not a power of two up to 1 GiB",
@@ -141,8 +141,8 @@ static int place_initrd(struct boot_ctx *ctx, const uint8_t *k, uint16_t version
                         const struct bz_place *p, uint64_t *addr)
 {
     const struct boot_config *cfg = ctx->cfg;
-    uint32_t max = boot_rd32(k + HDR_INITRD_ADDR_MAX);
-    uint16_t xlf = version >= V_2_12 ? boot_rd16(k + HDR_XLOADFLAGS) : 0;
+    uint32_t max = le_get32(k + HDR_INITRD_ADDR_MAX);
+    uint16_t xlf = version >= V_2_12 ? le_get16(k + HDR_XLOADFLAGS) : 0;
 
     *addr = 0;
     if (!cfg->initrd || cfg->initrd_size == 0)
@@ -185,7 +185,7 @@ int boot_bzimage_run(struct boot_ctx *ctx, struct hav_x86_state *st, struct boot
                          (unsigned long long)size);
     if (memcmp(k + HDR_MAGIC, "HdrS", 4) != 0)
         return boot_fail(ctx, -ENOEXEC, "bzImage: no \"HdrS\" setup header magic at 0x202");
-    const uint16_t version = boot_rd16(k + HDR_VERSION);
+    const uint16_t version = le_get16(k + HDR_VERSION);
     if (version < MIN_VERSION)
         return boot_fail(ctx, -ENOTSUP, "bzImage: setup header version %u.%02u is older than 2.06",
                          version >> 8, version & 0xff);
@@ -208,7 +208,7 @@ int boot_bzimage_run(struct boot_ctx *ctx, struct hav_x86_state *st, struct boot
      * may carry more after it (a PE signature); the whole rest is loaded, as other loaders
      * do. */
     const uint64_t image_len = size - setup_size;
-    const uint64_t syssize = boot_rd32(k + HDR_SYSSIZE);
+    const uint64_t syssize = le_get32(k + HDR_SYSSIZE);
     if (syssize == 0)
         return boot_fail(ctx, -ENOEXEC, "bzImage: syssize is 0: no protected-mode kernel");
     if (syssize * 16 > image_len)
@@ -219,7 +219,7 @@ int boot_bzimage_run(struct boot_ctx *ctx, struct hav_x86_state *st, struct boot
 
     /* XLF_KERNEL_64: "This kernel has the legacy 64-bit entry point at 0x200." Without it
      * (or before 2.12, which introduced xloadflags) use the 32-bit entry at the start. */
-    const uint16_t xlf = version >= V_2_12 ? boot_rd16(k + HDR_XLOADFLAGS) : 0;
+    const uint16_t xlf = version >= V_2_12 ? le_get16(k + HDR_XLOADFLAGS) : 0;
     const bool long_mode = (xlf & XLF_KERNEL_64) != 0;
     if (long_mode && image_len <= 0x200)
         return boot_fail(ctx, -ENOEXEC,
@@ -230,7 +230,7 @@ int boot_bzimage_run(struct boot_ctx *ctx, struct hav_x86_state *st, struct boot
     rc = place_kernel(ctx, k, version, image_len, &place);
     if (rc)
         return rc;
-    rc = boot_put_cmdline(ctx, "bzImage", boot_rd32(k + HDR_CMDLINE_SIZE));
+    rc = boot_put_cmdline(ctx, "bzImage", le_get32(k + HDR_CMDLINE_SIZE));
     if (rc)
         return rc;
     uint64_t initrd = 0;
@@ -252,23 +252,23 @@ int boot_bzimage_run(struct boot_ctx *ctx, struct hav_x86_state *st, struct boot
     memcpy(zp + HDR_START, k + HDR_START, hdr_end - HDR_START);
 
     zp[HDR_TYPE_OF_LOADER] = 0xff; /* "undefined" boot loader: no assigned ID */
-    boot_wr32(zp + HDR_CODE32_START, (uint32_t)place.load);
-    boot_wr32(zp + HDR_CMD_LINE_PTR, (uint32_t)BOOT_CMDLINE_ADDR);
-    boot_wr32(zp + ZP_EXT_CMD_LINE_PTR, (uint32_t)(BOOT_CMDLINE_ADDR >> 32));
-    boot_wr32(zp + HDR_RAMDISK_IMAGE, (uint32_t)initrd);
-    boot_wr32(zp + HDR_RAMDISK_SIZE, initrd ? (uint32_t)cfg->initrd_size : 0);
-    boot_wr32(zp + ZP_EXT_RAMDISK_IMAGE, (uint32_t)(initrd >> 32));
-    boot_wr32(zp + ZP_EXT_RAMDISK_SIZE, initrd ? (uint32_t)((uint64_t)cfg->initrd_size >> 32) : 0);
+    le_put32(zp + HDR_CODE32_START, (uint32_t)place.load);
+    le_put32(zp + HDR_CMD_LINE_PTR, (uint32_t)BOOT_CMDLINE_ADDR);
+    le_put32(zp + ZP_EXT_CMD_LINE_PTR, (uint32_t)(BOOT_CMDLINE_ADDR >> 32));
+    le_put32(zp + HDR_RAMDISK_IMAGE, (uint32_t)initrd);
+    le_put32(zp + HDR_RAMDISK_SIZE, initrd ? (uint32_t)cfg->initrd_size : 0);
+    le_put32(zp + ZP_EXT_RAMDISK_IMAGE, (uint32_t)(initrd >> 32));
+    le_put32(zp + ZP_EXT_RAMDISK_SIZE, initrd ? (uint32_t)((uint64_t)cfg->initrd_size >> 32) : 0);
     /* The loader owns the setup_data list; revirter passes none. */
-    boot_wr64(zp + HDR_SETUP_DATA, 0);
+    le_put64(zp + HDR_SETUP_DATA, 0);
     if (version >= V_2_14)
-        boot_wr64(zp + ZP_ACPI_RSDP_ADDR, cfg->rsdp_addr);
+        le_put64(zp + ZP_ACPI_RSDP_ADDR, cfg->rsdp_addr);
     zp[ZP_E820_ENTRIES] = (uint8_t)cfg->e820_count; /* <= 128, checked by boot_begin */
     for (unsigned i = 0; i < cfg->e820_count; i++) {
         uint8_t *e = zp + ZP_E820_TABLE + i * ZP_E820_ENTRY_SIZE;
-        boot_wr64(e, cfg->e820[i].addr);
-        boot_wr64(e + 8, cfg->e820[i].size);
-        boot_wr32(e + 16, cfg->e820[i].type);
+        le_put64(e, cfg->e820[i].addr);
+        le_put64(e + 8, cfg->e820[i].size);
+        le_put32(e + 16, cfg->e820[i].type);
     }
     if (guest_mem_write(cfg->mem, BOOT_PARAMS_ADDR, zp, sizeof(zp)))
         return boot_fail(ctx, -EFAULT, "bzImage: cannot write the zero page");
@@ -291,8 +291,8 @@ int boot_bzimage_run(struct boot_ctx *ctx, struct hav_x86_state *st, struct boot
     }
     boot_result_init(res, cfg, BOOT_FORMAT_BZIMAGE, long_mode, entry, start, end, initrd);
     res->protocol = version;
-    res->pref_address = version >= V_2_10 ? boot_rd64(k + HDR_PREF_ADDRESS) : 0;
-    res->init_size = version >= V_2_10 ? boot_rd32(k + HDR_INIT_SIZE) : 0;
+    res->pref_address = version >= V_2_10 ? le_get64(k + HDR_PREF_ADDRESS) : 0;
+    res->init_size = version >= V_2_10 ? le_get32(k + HDR_INIT_SIZE) : 0;
     return 0;
 }
 

@@ -55,10 +55,10 @@ int boot_elf_open(struct boot_ctx *ctx, const char *who, struct boot_elf *elf, c
                          (unsigned long long)size, (unsigned long long)ehsize);
     if (img[EI_DATA] != ELFDATA2LSB)
         return boot_fail(ctx, -ENOEXEC, "%s: ELF is not little-endian", who);
-    if (img[EI_VERSION] != 1 || boot_rd32(img + 20) != 1)
+    if (img[EI_VERSION] != 1 || le_get32(img + 20) != 1)
         return boot_fail(ctx, -ENOEXEC, "%s: ELF version is not 1", who);
-    uint16_t type = boot_rd16(img + 16);
-    elf->machine = boot_rd16(img + 18);
+    uint16_t type = le_get16(img + 16);
+    elf->machine = le_get16(img + 18);
     if (type != ET_EXEC)
         return boot_fail(ctx, -ENOEXEC, "%s: ELF type %u is not an executable (ET_EXEC)", who,
                          type);
@@ -68,21 +68,21 @@ int boot_elf_open(struct boot_ctx *ctx, const char *who, struct boot_elf *elf, c
     elf->img = img;
     elf->size = size;
     if (elf->is64) {
-        elf->entry = boot_rd64(img + 24);
-        elf->phoff = boot_rd64(img + 32);
-        elf->shoff = boot_rd64(img + 40);
-        elf->phentsize = boot_rd16(img + 54);
-        elf->phnum = boot_rd16(img + 56);
-        elf->shentsize = boot_rd16(img + 58);
-        elf->shnum = boot_rd16(img + 60);
+        elf->entry = le_get64(img + 24);
+        elf->phoff = le_get64(img + 32);
+        elf->shoff = le_get64(img + 40);
+        elf->phentsize = le_get16(img + 54);
+        elf->phnum = le_get16(img + 56);
+        elf->shentsize = le_get16(img + 58);
+        elf->shnum = le_get16(img + 60);
     } else {
-        elf->entry = boot_rd32(img + 24);
-        elf->phoff = boot_rd32(img + 28);
-        elf->shoff = boot_rd32(img + 32);
-        elf->phentsize = boot_rd16(img + 42);
-        elf->phnum = boot_rd16(img + 44);
-        elf->shentsize = boot_rd16(img + 46);
-        elf->shnum = boot_rd16(img + 48);
+        elf->entry = le_get32(img + 24);
+        elf->phoff = le_get32(img + 28);
+        elf->shoff = le_get32(img + 32);
+        elf->phentsize = le_get16(img + 42);
+        elf->phnum = le_get16(img + 44);
+        elf->shentsize = le_get16(img + 46);
+        elf->shnum = le_get16(img + 48);
     }
 
     /* PN_XNUM would move the real count into section 0; no kernel needs 65535 segments. */
@@ -108,23 +108,23 @@ void boot_elf_phdr(const struct boot_elf *elf, uint32_t i, struct boot_elf_phdr 
 
     if (elf->is64) {
         *ph = (struct boot_elf_phdr){
-            .type = boot_rd32(p),
-            .offset = boot_rd64(p + 8),
-            .vaddr = boot_rd64(p + 16),
-            .paddr = boot_rd64(p + 24),
-            .filesz = boot_rd64(p + 32),
-            .memsz = boot_rd64(p + 40),
-            .align = boot_rd64(p + 48),
+            .type = le_get32(p),
+            .offset = le_get64(p + 8),
+            .vaddr = le_get64(p + 16),
+            .paddr = le_get64(p + 24),
+            .filesz = le_get64(p + 32),
+            .memsz = le_get64(p + 40),
+            .align = le_get64(p + 48),
         };
     } else {
         *ph = (struct boot_elf_phdr){
-            .type = boot_rd32(p),
-            .offset = boot_rd32(p + 4),
-            .vaddr = boot_rd32(p + 8),
-            .paddr = boot_rd32(p + 12),
-            .filesz = boot_rd32(p + 16),
-            .memsz = boot_rd32(p + 20),
-            .align = boot_rd32(p + 28),
+            .type = le_get32(p),
+            .offset = le_get32(p + 4),
+            .vaddr = le_get32(p + 8),
+            .paddr = le_get32(p + 12),
+            .filesz = le_get32(p + 16),
+            .memsz = le_get32(p + 20),
+            .align = le_get32(p + 28),
         };
     }
 }
@@ -144,9 +144,9 @@ static int scan_notes(struct boot_ctx *ctx, const char *who, const struct boot_e
     const uint8_t *p = elf->img + off;
     uint64_t left = len;
     while (left >= NHDR_SIZE) {
-        uint64_t namesz = boot_rd32(p);
-        uint64_t dsz = boot_rd32(p + 4);
-        uint32_t ntype = boot_rd32(p + 8);
+        uint64_t namesz = le_get32(p);
+        uint64_t dsz = le_get32(p + 4);
+        uint32_t ntype = le_get32(p + 8);
         /* 32-bit sizes padded in 64-bit arithmetic: no overflow is possible. */
         uint64_t name_pad = (namesz + align - 1) & ~(align - 1);
         uint64_t desc_pad = (dsz + align - 1) & ~(align - 1);
@@ -191,12 +191,12 @@ int boot_elf_find_note(struct boot_ctx *ctx, const char *who, const struct boot_
         return -ENOENT;
     for (uint32_t i = 0; i < elf->shnum; i++) {
         const uint8_t *s = elf->img + elf->shoff + (uint64_t)i * elf->shentsize;
-        uint32_t sh_type = boot_rd32(s + 4);
+        uint32_t sh_type = le_get32(s + 4);
         if (sh_type != BOOT_SHT_NOTE)
             continue;
-        uint64_t off = elf->is64 ? boot_rd64(s + 24) : boot_rd32(s + 16);
-        uint64_t len = elf->is64 ? boot_rd64(s + 32) : boot_rd32(s + 20);
-        uint64_t al = elf->is64 ? boot_rd64(s + 48) : boot_rd32(s + 32);
+        uint64_t off = elf->is64 ? le_get64(s + 24) : le_get32(s + 16);
+        uint64_t len = elf->is64 ? le_get64(s + 32) : le_get32(s + 20);
+        uint64_t al = elf->is64 ? le_get64(s + 48) : le_get32(s + 32);
         int rc = scan_notes(ctx, who, elf, off, len, al == 8 ? 8 : 4, name, type, desc, descsz);
         if (rc != -ENOENT)
             return rc;

@@ -56,11 +56,11 @@ static int load_aout(struct boot_ctx *ctx, uint64_t off, uint64_t *lo, uint64_t 
     const struct boot_config *cfg = ctx->cfg;
     const uint8_t *h = cfg->kernel + off;
     const uint64_t size = cfg->kernel_size;
-    const uint64_t header_addr = boot_rd32(h + MB_HDR_HEADER_ADDR);
-    const uint64_t load_addr = boot_rd32(h + MB_HDR_LOAD_ADDR);
-    const uint64_t load_end_addr = boot_rd32(h + MB_HDR_LOAD_END_ADDR);
-    const uint64_t bss_end_addr = boot_rd32(h + MB_HDR_BSS_END_ADDR);
-    const uint64_t entry_addr = boot_rd32(h + MB_HDR_ENTRY_ADDR);
+    const uint64_t header_addr = le_get32(h + MB_HDR_HEADER_ADDR);
+    const uint64_t load_addr = le_get32(h + MB_HDR_LOAD_ADDR);
+    const uint64_t load_end_addr = le_get32(h + MB_HDR_LOAD_END_ADDR);
+    const uint64_t bss_end_addr = le_get32(h + MB_HDR_BSS_END_ADDR);
+    const uint64_t entry_addr = le_get32(h + MB_HDR_ENTRY_ADDR);
 
     /* header_addr is where the header itself lands, so the text starts in the file at
      * off - (header_addr - load_addr). */
@@ -182,7 +182,7 @@ int boot_multiboot_run(struct boot_ctx *ctx, struct hav_x86_state *st, struct bo
         return boot_fail(ctx, -ENOEXEC,
                          "multiboot: no header with a valid checksum in the first 8 KiB");
     const uint64_t off = (uint64_t)found;
-    const uint32_t flags = boot_rd32(cfg->kernel + off + MB_HDR_FLAGS);
+    const uint32_t flags = le_get32(cfg->kernel + off + MB_HDR_FLAGS);
     if (flags & MB_FLAG_VIDEO)
         return boot_fail(ctx, -ENOTSUP,
                          "multiboot: kernel requires video mode information "
@@ -224,16 +224,16 @@ int boot_multiboot_run(struct boot_ctx *ctx, struct hav_x86_state *st, struct bo
     memset(mmap, 0, sizeof(mmap));
     for (unsigned i = 0; i < cfg->e820_count; i++) {
         uint8_t *e = mmap + i * MMAP_ENTRY_SIZE;
-        boot_wr32(e, MMAP_ENTRY_SIZE - 4);
-        boot_wr64(e + 4, cfg->e820[i].addr);
-        boot_wr64(e + 12, cfg->e820[i].size);
-        boot_wr32(e + 20, cfg->e820[i].type);
+        le_put32(e, MMAP_ENTRY_SIZE - 4);
+        le_put64(e + 4, cfg->e820[i].addr);
+        le_put64(e + 12, cfg->e820[i].size);
+        le_put32(e + 20, cfg->e820[i].type);
     }
     uint8_t mods[LOADER_NAME_OFF + sizeof(loader_name)];
     memset(mods, 0, sizeof(mods));
-    boot_wr32(mods, (uint32_t)initrd);
-    boot_wr32(mods + 4, initrd ? (uint32_t)(initrd + cfg->initrd_size) : 0);
-    boot_wr32(mods + 8, (uint32_t)(BOOT_MODS_ADDR + MODS_STRING_OFF));
+    le_put32(mods, (uint32_t)initrd);
+    le_put32(mods + 4, initrd ? (uint32_t)(initrd + cfg->initrd_size) : 0);
+    le_put32(mods + 8, (uint32_t)(BOOT_MODS_ADDR + MODS_STRING_OFF));
     memcpy(mods + MODS_STRING_OFF, mod_string, sizeof(mod_string));
     memcpy(mods + LOADER_NAME_OFF, loader_name, sizeof(loader_name));
 
@@ -241,16 +241,16 @@ int boot_multiboot_run(struct boot_ctx *ctx, struct hav_x86_state *st, struct bo
     uint32_t mem_lower, mem_upper;
     mem_sizes(cfg, &mem_lower, &mem_upper);
     memset(mbi, 0, sizeof(mbi));
-    boot_wr32(mbi + MBI_FLAGS,
-              MBI_F_MEMORY | MBI_F_CMDLINE | MBI_F_MODS | MBI_F_MMAP | MBI_F_LOADER_NAME);
-    boot_wr32(mbi + MBI_MEM_LOWER, mem_lower);
-    boot_wr32(mbi + MBI_MEM_UPPER, mem_upper);
-    boot_wr32(mbi + MBI_CMDLINE, (uint32_t)BOOT_CMDLINE_ADDR);
-    boot_wr32(mbi + MBI_MODS_COUNT, initrd ? 1 : 0);
-    boot_wr32(mbi + MBI_MODS_ADDR, (uint32_t)BOOT_MODS_ADDR);
-    boot_wr32(mbi + MBI_MMAP_LENGTH, cfg->e820_count * MMAP_ENTRY_SIZE);
-    boot_wr32(mbi + MBI_MMAP_ADDR, (uint32_t)BOOT_MMAP_ADDR);
-    boot_wr32(mbi + MBI_BOOT_LOADER_NAME, (uint32_t)(BOOT_MODS_ADDR + LOADER_NAME_OFF));
+    le_put32(mbi + MBI_FLAGS,
+             MBI_F_MEMORY | MBI_F_CMDLINE | MBI_F_MODS | MBI_F_MMAP | MBI_F_LOADER_NAME);
+    le_put32(mbi + MBI_MEM_LOWER, mem_lower);
+    le_put32(mbi + MBI_MEM_UPPER, mem_upper);
+    le_put32(mbi + MBI_CMDLINE, (uint32_t)BOOT_CMDLINE_ADDR);
+    le_put32(mbi + MBI_MODS_COUNT, initrd ? 1 : 0);
+    le_put32(mbi + MBI_MODS_ADDR, (uint32_t)BOOT_MODS_ADDR);
+    le_put32(mbi + MBI_MMAP_LENGTH, cfg->e820_count * MMAP_ENTRY_SIZE);
+    le_put32(mbi + MBI_MMAP_ADDR, (uint32_t)BOOT_MMAP_ADDR);
+    le_put32(mbi + MBI_BOOT_LOADER_NAME, (uint32_t)(BOOT_MODS_ADDR + LOADER_NAME_OFF));
     if (guest_mem_write(cfg->mem, BOOT_MMAP_ADDR, mmap, cfg->e820_count * MMAP_ENTRY_SIZE) ||
         guest_mem_write(cfg->mem, BOOT_MODS_ADDR, mods, sizeof(mods)) ||
         guest_mem_write(cfg->mem, BOOT_PARAMS_ADDR, mbi, sizeof(mbi)))

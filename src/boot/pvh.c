@@ -47,9 +47,9 @@ int boot_pvh_run(struct boot_ctx *ctx, struct hav_x86_state *st, struct boot_res
         return rc;
     uint64_t entry;
     if (descsz == 4)
-        entry = boot_rd32(desc);
+        entry = le_get32(desc);
     else if (descsz == 8)
-        entry = boot_rd64(desc);
+        entry = le_get64(desc);
     else
         return boot_fail(ctx, -ENOEXEC,
                          "PVH: PHYS32_ENTRY note has a %u-byte descriptor, expected 4 or 8",
@@ -79,25 +79,25 @@ int boot_pvh_run(struct boot_ctx *ctx, struct hav_x86_state *st, struct boot_res
     memset(mmap, 0, sizeof(mmap));
     for (unsigned i = 0; i < cfg->e820_count; i++) {
         uint8_t *e = mmap + i * MEMMAP_ENTRY_SIZE;
-        boot_wr64(e, cfg->e820[i].addr);
-        boot_wr64(e + 8, cfg->e820[i].size);
-        boot_wr32(e + 16, cfg->e820[i].type);
+        le_put64(e, cfg->e820[i].addr);
+        le_put64(e + 8, cfg->e820[i].size);
+        le_put32(e + 16, cfg->e820[i].type);
     }
     uint8_t mods[MOD_ENTRY_SIZE];
     memset(mods, 0, sizeof(mods));
-    boot_wr64(mods + MOD_PADDR, initrd);
-    boot_wr64(mods + MOD_SIZE, initrd ? cfg->initrd_size : 0);
+    le_put64(mods + MOD_PADDR, initrd);
+    le_put64(mods + MOD_SIZE, initrd ? cfg->initrd_size : 0);
 
     uint8_t si[SI_SIZE];
     memset(si, 0, sizeof(si));
-    boot_wr32(si + SI_MAGIC, HVM_START_MAGIC);
-    boot_wr32(si + SI_VERSION, HVM_START_VERSION);
-    boot_wr32(si + SI_NR_MODULES, initrd ? 1 : 0);
-    boot_wr64(si + SI_MODLIST_PADDR, initrd ? BOOT_MODS_ADDR : 0);
-    boot_wr64(si + SI_CMDLINE_PADDR, BOOT_CMDLINE_ADDR);
-    boot_wr64(si + SI_RSDP_PADDR, cfg->rsdp_addr);
-    boot_wr64(si + SI_MEMMAP_PADDR, BOOT_MMAP_ADDR);
-    boot_wr32(si + SI_MEMMAP_ENTRIES, cfg->e820_count);
+    le_put32(si + SI_MAGIC, HVM_START_MAGIC);
+    le_put32(si + SI_VERSION, HVM_START_VERSION);
+    le_put32(si + SI_NR_MODULES, initrd ? 1 : 0);
+    le_put64(si + SI_MODLIST_PADDR, initrd ? BOOT_MODS_ADDR : 0);
+    le_put64(si + SI_CMDLINE_PADDR, BOOT_CMDLINE_ADDR);
+    le_put64(si + SI_RSDP_PADDR, cfg->rsdp_addr);
+    le_put64(si + SI_MEMMAP_PADDR, BOOT_MMAP_ADDR);
+    le_put32(si + SI_MEMMAP_ENTRIES, cfg->e820_count);
     if (guest_mem_write(cfg->mem, BOOT_MMAP_ADDR, mmap, cfg->e820_count * MEMMAP_ENTRY_SIZE) ||
         guest_mem_write(cfg->mem, BOOT_MODS_ADDR, mods, sizeof(mods)) ||
         guest_mem_write(cfg->mem, BOOT_PARAMS_ADDR, si, sizeof(si)))

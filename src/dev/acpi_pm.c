@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "vmm/le.h"
+
 /* PM1 status / enable bits (ACPI 6.5 Tables 4.16, 4.17). */
 #define PM1_TMR (1u << 0)
 #define PM1_GBL (1u << 5)
@@ -40,20 +42,6 @@ struct acpi_pm {
     struct timespec epoch; /* the PM timer counts from here */
 };
 
-static uint32_t load_le(const uint8_t *data, uint32_t len)
-{
-    uint32_t v = 0;
-    for (uint32_t i = 0; i < len && i < 4; i++)
-        v |= (uint32_t)data[i] << (8 * i);
-    return v;
-}
-
-static void store_le(uint8_t *data, uint32_t len, uint64_t v)
-{
-    for (uint32_t i = 0; i < len; i++)
-        data[i] = i < 8 ? (uint8_t)(v >> (8 * i)) : 0;
-}
-
 /* Bits of a register image covered by an access of len bytes at offset. */
 static uint32_t access_mask(uint64_t offset, uint32_t len)
 {
@@ -78,7 +66,7 @@ static void evt_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
     pthread_mutex_lock(&pm->lock);
     uint32_t mask = access_mask(offset, len);
     if (write) {
-        uint32_t v = (load_le(data, len) << (8 * offset)) & mask;
+        uint32_t v = ((uint32_t)le_get(data, len) << (8 * offset)) & mask;
         /* Status bits are write-one-to-clear; enables are plain read/write. */
         pm->sts = (uint16_t)(pm->sts & ~v);
         uint16_t en_mask = (uint16_t)(mask >> 16);
@@ -86,7 +74,7 @@ static void evt_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
         sci_update(pm);
     } else {
         uint32_t img = (uint32_t)pm->sts | (uint32_t)pm->en << 16;
-        store_le(data, len, (img & mask) >> (8 * offset));
+        le_put(data, len, (img & mask) >> (8 * offset));
     }
     pthread_mutex_unlock(&pm->lock);
 }
@@ -98,7 +86,7 @@ static void cnt_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
     pthread_mutex_lock(&pm->lock);
     uint32_t mask = access_mask(offset, len) & 0xffff;
     if (write) {
-        uint32_t v = (load_le(data, len) << (8 * offset)) & mask;
+        uint32_t v = ((uint32_t)le_get(data, len) << (8 * offset)) & mask;
         pm->cnt = (uint16_t)((pm->cnt & ~mask) | (v & PM1_CNT_STORED));
         /* SLP_EN starts the transition to the state in SLP_TYP (ACPI 6.5 §4.8.3.2.1). Only S5
          * exists besides S0; SLP_EN with any other type leaves the machine running. */
@@ -108,7 +96,7 @@ static void cnt_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
     } else {
         /* SLP_EN and GBL_RLS are write-only and read as 0. */
         uint32_t img = pm->cnt | PM1_CNT_SCI_EN;
-        store_le(data, len, (img & mask) >> (8 * offset));
+        le_put(data, len, (img & mask) >> (8 * offset));
     }
     pthread_mutex_unlock(&pm->lock);
     if (power_off && pm->cfg.power_off)
@@ -136,7 +124,7 @@ static void tmr_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
     if (write)
         return; /* read-only */
     uint32_t mask = access_mask(offset, len);
-    store_le(data, len, (pm_timer_now(pm) & mask) >> (8 * offset));
+    le_put(data, len, (pm_timer_now(pm) & mask) >> (8 * offset));
 }
 
 static void rst_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool write)
@@ -151,7 +139,7 @@ static void rst_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
         reset = v == pm->cfg.ports.reset_value || (v & RST_CNT_RST_CPU);
         pm->rst_cnt = v & (uint8_t)~RST_CNT_RST_CPU;
     } else {
-        store_le(data, len, pm->rst_cnt);
+        le_put(data, len, pm->rst_cnt);
     }
     pthread_mutex_unlock(&pm->lock);
     if (reset && pm->cfg.reset)

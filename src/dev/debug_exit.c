@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmm/le.h"
+
 struct debug_exit {
     struct bus *pio;
     struct debug_exit_config cfg;
@@ -20,9 +22,7 @@ static void debug_exit_access(void *opaque, uint64_t offset, uint8_t *data, uint
         return;
     }
     /* The value is the bytes written, little-endian, placed at their offset in the port. */
-    uint64_t v = 0;
-    for (uint32_t i = 0; i < len; i++)
-        v |= (uint64_t)data[i] << (8 * (offset + i));
+    uint64_t v = le_get(data, len) << (8 * offset);
     d->cfg.exit(d->cfg.opaque, (v << 1) | 1);
 }
 

@@ -10,6 +10,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "vmm/le.h"
+
 /* Capability layout (PCI Local Bus 3.0 §6.8.2.1-6.8.2.5). */
 #define CAP_LEN 12
 #define CAP_CTRL 2
@@ -44,17 +46,6 @@ struct msix {
     atomic_bool enabled_flag;      /* enabled, for the lock-free readers */
     int fd[MSIX_MAX_VECTORS];      /* fixed from create to destroy */
 };
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
 int msix_create(struct pci_device *d, unsigned nvec, unsigned bar, uint32_t table_off,
                 uint32_t pba_off, const struct msi_ops *msi, struct msix **out)
@@ -92,9 +83,10 @@ int msix_create(struct pci_device *d, unsigned nvec, unsigned bar, uint32_t tabl
         m->table[made][ENTRY_CTRL] = ENTRY_CTRL_MASK; /* masked after reset (§6.8.2.9) */
     }
 
-    uint8_t body[CAP_LEN] = {PCI_CAP_ID_MSIX, 0, (uint8_t)(nvec - 1), (uint8_t)((nvec - 1) >> 8)};
-    put32(body + CAP_TABLE, table_off | bar);
-    put32(body + CAP_PBA, pba_off | bar);
+    uint8_t body[CAP_LEN] = {PCI_CAP_ID_MSIX};
+    le_put16(body + CAP_CTRL, (uint16_t)(nvec - 1)); /* table size, N - 1 encoded */
+    le_put32(body + CAP_TABLE, table_off | bar);
+    le_put32(body + CAP_PBA, pba_off | bar);
     uint8_t wmask[CAP_LEN] = {0};
     wmask[CAP_CTRL + 1] = (CTRL_ENABLE | CTRL_FUNCTION_MASK) >> 8;
     ret = pci_device_add_cap(d, body, CAP_LEN, wmask);
@@ -176,13 +168,13 @@ void msix_table_access(struct msix *m, uint64_t off, uint8_t *data, uint32_t len
     pthread_mutex_lock(&m->lock);
     if (!write) {
         for (unsigned i = 0; i < len / 4; i++)
-            put32(data + 4 * i, m->table[v][w + i]);
+            le_put32(data + 4 * i, m->table[v][w + i]);
         pthread_mutex_unlock(&m->lock);
         return;
     }
     bool was_live = live(m, v);
     for (unsigned i = 0; i < len / 4; i++) {
-        uint32_t val = get32(data + 4 * i);
+        uint32_t val = le_get32(data + 4 * i);
         if (w + i == ENTRY_CTRL) {
             m->table[v][ENTRY_CTRL] = val & ENTRY_CTRL_MASK;
         } else if (m->table[v][w + i] != val) {
@@ -205,8 +197,7 @@ void msix_pba_access(struct msix *m, uint64_t off, uint8_t *data, uint32_t len, 
     pthread_mutex_lock(&m->lock);
     uint64_t bits = m->pending >> (8 * off);
     pthread_mutex_unlock(&m->lock);
-    for (uint32_t i = 0; i < len; i++)
-        data[i] = (uint8_t)(bits >> (8 * i));
+    le_put(data, len, bits);
 }
 
 void msix_config_written(struct msix *m, uint32_t off, uint32_t len)

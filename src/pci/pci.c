@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmm/le.h"
+
 /* Configuration mechanism #1 (PCI Local Bus 3.0 §3.2.2.3.2). */
 #define PCI_CONFIG_ADDRESS 0xcf8
 #define PCI_CONFIG_DATA 0xcfc
@@ -44,28 +46,6 @@ struct pci_host {
     uint32_t io_next;
 };
 
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, (uint16_t)v);
-    put16(p + 2, (uint16_t)(v >> 16));
-}
-
 static bool is_pow2(uint64_t v)
 {
     return v && !(v & (v - 1));
@@ -83,23 +63,23 @@ void pci_device_init(struct pci_device *d, const char *name, uint16_t vendor, ui
                      uint16_t subsys_id, const struct pci_device_ops *ops, void *opaque)
 {
     memset(d, 0, sizeof(*d));
-    put16(d->cfg + PCI_VENDOR_ID, vendor);
-    put16(d->cfg + PCI_DEVICE_ID, device);
+    le_put16(d->cfg + PCI_VENDOR_ID, vendor);
+    le_put16(d->cfg + PCI_DEVICE_ID, device);
     d->cfg[PCI_REVISION] = revision;
     d->cfg[PCI_CLASS_PROG] = (uint8_t)class_code;
-    put16(d->cfg + PCI_CLASS_PROG + 1, (uint16_t)(class_code >> 8));
+    le_put16(d->cfg + PCI_CLASS_PROG + 1, (uint16_t)(class_code >> 8));
     d->cfg[PCI_HEADER_TYPE] = 0x00; /* type 0, single function */
-    put16(d->cfg + PCI_SUBSYS_VENDOR, subsys_vendor);
-    put16(d->cfg + PCI_SUBSYS_ID, subsys_id);
+    le_put16(d->cfg + PCI_SUBSYS_VENDOR, subsys_vendor);
+    le_put16(d->cfg + PCI_SUBSYS_ID, subsys_id);
     d->cfg[PCI_INT_PIN] = 1; /* INTA# */
 
     /* What QEMU and real functions let software write in the header; the rest is read-only
      * (PCI Local Bus 3.0 §6.2). BAR masks come with pci_device_set_bar; the expansion ROM BAR
      * stays read-only 0: no ROM. */
-    put16(d->wmask + PCI_COMMAND, PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |
-                                      PCI_COMMAND_PARITY | PCI_COMMAND_SERR |
-                                      PCI_COMMAND_INTX_DISABLE);
-    put16(d->w1c + PCI_STATUS, PCI_STATUS_W1C);
+    le_put16(d->wmask + PCI_COMMAND, PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |
+                                         PCI_COMMAND_PARITY | PCI_COMMAND_SERR |
+                                         PCI_COMMAND_INTX_DISABLE);
+    le_put16(d->w1c + PCI_STATUS, PCI_STATUS_W1C);
     d->wmask[PCI_CACHE_LINE_SIZE] = 0xff;
     d->wmask[PCI_INT_LINE] = 0xff;
 
@@ -124,8 +104,8 @@ int pci_device_set_bar(struct pci_device *d, unsigned i, const struct pci_bar_de
     uint32_t mask = (uint32_t) ~(bar->size - 1) & (bar->io ? BAR_IO_MASK : BAR_MEM_MASK);
     /* The low bits are the BAR's type: I/O space, or 32-bit non-prefetchable memory
      * (PCI Local Bus 3.0 §6.2.5.1). Writing all ones reads back the size mask with them. */
-    put32(d->cfg + PCI_BAR0 + 4 * i, bar->io ? BAR_IO_SPACE : 0);
-    put32(d->wmask + PCI_BAR0 + 4 * i, mask);
+    le_put32(d->cfg + PCI_BAR0 + 4 * i, bar->io ? BAR_IO_SPACE : 0);
+    le_put32(d->wmask + PCI_BAR0 + 4 * i, mask);
     return 0;
 }
 
@@ -185,7 +165,7 @@ void pci_device_set_intx(struct pci_device *d, bool level)
  * §6.2.2: setting it deasserts the pin; STATUS.INTX keeps showing the device's request). */
 static void intx_command_changed(struct pci_device *d)
 {
-    bool disabled = get16(d->cfg + PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE;
+    bool disabled = le_get16(d->cfg + PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE;
     pthread_mutex_lock(&d->intx_lock);
     d->intx_disabled = disabled;
     intx_update_locked(d);
@@ -202,8 +182,8 @@ static uint64_t bar_wanted(const struct pci_device *d, unsigned i)
     const struct pci_bar_desc *b = &d->bars[i];
     if (!b->size)
         return 0;
-    uint16_t cmd = get16(d->cfg + PCI_COMMAND);
-    uint32_t reg = get32(d->cfg + PCI_BAR0 + 4 * i);
+    uint16_t cmd = le_get16(d->cfg + PCI_COMMAND);
+    uint32_t reg = le_get32(d->cfg + PCI_BAR0 + 4 * i);
     if (b->io) {
         uint64_t addr = reg & BAR_IO_MASK;
         if (!(cmd & PCI_COMMAND_IO) || !addr || addr + b->size > IO_SPACE_END ||
@@ -282,10 +262,7 @@ static uint32_t cfg_read(struct pci_device *d, uint32_t off, uint32_t len)
         b[PCI_STATUS - off] =
             (uint8_t)((b[PCI_STATUS - off] & ~PCI_STATUS_INTX) | (level ? PCI_STATUS_INTX : 0));
     }
-    uint32_t v = 0;
-    for (uint32_t i = 0; i < len; i++)
-        v |= (uint32_t)b[i] << (8 * i);
-    return v;
+    return (uint32_t)le_get(b, len);
 }
 
 static void cfg_write(struct pci_host *h, struct pci_device *d, uint32_t off, uint32_t len,
@@ -349,10 +326,10 @@ static void addr_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t l
     pthread_mutex_lock(&h->lock);
     if (write) {
         if (offset == 0 && len == 4)
-            h->config_address = get32(data) & CONFIG_ADDRESS_MASK;
+            h->config_address = le_get32(data) & CONFIG_ADDRESS_MASK;
     } else {
         uint8_t b[4];
-        put32(b, h->config_address);
+        le_put32(b, h->config_address);
         memcpy(data, b + offset, len);
     }
     pthread_mutex_unlock(&h->lock);
@@ -370,15 +347,11 @@ static void data_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t l
         d = slot_device(h, (a >> 11) & 0x1f);
     uint32_t off = (a & 0xfc) + (uint32_t)offset;
     if (write) {
-        uint32_t v = 0;
-        for (uint32_t i = 0; i < len; i++)
-            v |= (uint32_t)data[i] << (8 * i);
         if (d && cfg_range_ok(off, len))
-            cfg_write(h, d, off, len, v);
+            cfg_write(h, d, off, len, (uint32_t)le_get(data, len));
     } else {
         uint32_t v = d && cfg_range_ok(off, len) ? cfg_read(d, off, len) : 0xffffffffu;
-        for (uint32_t i = 0; i < len; i++)
-            data[i] = (uint8_t)(v >> (8 * i));
+        le_put(data, len, v);
     }
     pthread_mutex_unlock(&h->lock);
 }
@@ -466,12 +439,13 @@ int pci_host_add(struct pci_host *h, struct pci_device *d)
     memcpy(saved, d->cfg, sizeof(saved));
     for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
         if (d->bars[i].size) {
-            uint32_t low = get32(d->cfg + PCI_BAR0 + 4 * i) & ~get32(d->wmask + PCI_BAR0 + 4 * i);
-            put32(d->cfg + PCI_BAR0 + 4 * i, (uint32_t)addr[i] | low);
+            uint32_t low =
+                le_get32(d->cfg + PCI_BAR0 + 4 * i) & ~le_get32(d->wmask + PCI_BAR0 + 4 * i);
+            le_put32(d->cfg + PCI_BAR0 + 4 * i, (uint32_t)addr[i] | low);
         }
     }
-    put16(d->cfg + PCI_COMMAND,
-          get16(d->cfg + PCI_COMMAND) | PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    le_put16(d->cfg + PCI_COMMAND, le_get16(d->cfg + PCI_COMMAND) | PCI_COMMAND_IO |
+                                       PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
     d->host = h;
     d->slot = slot;
     h->slots[slot] = d;

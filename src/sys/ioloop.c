@@ -273,6 +273,22 @@ out_locked:
     return ret;
 }
 
+int ioloop_launch(const char *name, const struct ioloop_watch *w, unsigned n, struct ioloop **out)
+{
+    *out = NULL;
+    int ret = ioloop_create(name, out);
+    for (unsigned i = 0; ret == 0 && i < n; i++)
+        if (w[i].fd >= 0)
+            ret = ioloop_add(*out, w[i].fd, w[i].events, w[i].fn, w[i].opaque);
+    if (ret == 0)
+        ret = ioloop_start(*out);
+    if (ret < 0) {
+        ioloop_destroy(*out);
+        *out = NULL;
+    }
+    return ret;
+}
+
 /* Ask the loop to end: no callback starts after this (the caller holds l->lock). */
 static void request_stop(struct ioloop *l)
 {

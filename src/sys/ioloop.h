@@ -21,6 +21,19 @@ __attribute__((warn_unused_result)) int ioloop_modify(struct ioloop *l, int fd, 
 int ioloop_remove(struct ioloop *l, int fd);
 /* Start the thread. */
 __attribute__((warn_unused_result)) int ioloop_start(struct ioloop *l);
+/* One fd for ioloop_launch to watch, as ioloop_add would. */
+struct ioloop_watch {
+    int fd; /* < 0: skipped (a source the device does not have this time) */
+    uint32_t events;
+    ioloop_fn fn;
+    void *opaque;
+};
+
+/* What a device's start does: ioloop_create, ioloop_add for each of w[0..n), ioloop_start. *out
+ * is set before the thread starts (callbacks may use it); on failure everything is undone,
+ * *out is NULL and a negative errno is returned. */
+__attribute__((warn_unused_result)) int
+ioloop_launch(const char *name, const struct ioloop_watch *w, unsigned n, struct ioloop **out);
 /* Stop the thread and wait for it (from any other thread; a no-op when not started). Callbacks
  * already running finish first; none runs after the return. */
 void ioloop_stop(struct ioloop *l);

@@ -6,7 +6,9 @@
 #include "blk.h"
 
 #include "sys/ioloop.h"
+#include "sys/iov.h"
 #include "sys/workpool.h"
+#include "vmm/le.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,52 +107,6 @@ static unsigned iov_skip(struct iovec *iov, unsigned n, uint64_t skip, struct io
     }
     *first = &iov[i];
     return n - i;
-}
-
-/* Copy up to len bytes starting off bytes into iov[0..n) to dst; returns the bytes copied. */
-static size_t iov_to_buf(const struct iovec *iov, unsigned n, uint64_t off, void *dst, size_t len)
-{
-    size_t done = 0;
-    for (unsigned i = 0; i < n && done < len; i++) {
-        if (off >= iov[i].iov_len) {
-            off -= iov[i].iov_len;
-            continue;
-        }
-        size_t k = iov[i].iov_len - off;
-        if (k > len - done)
-            k = len - done;
-        memcpy((uint8_t *)dst + done, (const uint8_t *)iov[i].iov_base + off, k);
-        done += k;
-        off = 0;
-    }
-    return done;
-}
-
-static size_t buf_to_iov(const struct iovec *iov, unsigned n, const void *src, size_t len)
-{
-    size_t done = 0;
-    for (unsigned i = 0; i < n && done < len; i++) {
-        size_t k = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
-        memcpy(iov[i].iov_base, (const uint8_t *)src + done, k);
-        done += k;
-    }
-    return done;
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-    return le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
-static void put_le(uint8_t *p, uint64_t v, unsigned bytes)
-{
-    for (unsigned i = 0; i < bytes; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* ---------------------------------------------------------------- in-flight slots */
@@ -407,11 +363,11 @@ static unsigned parse_dwz(struct virtio_blk *b, struct blk_slot *s, struct iovec
     s->nseg = (unsigned)(len / DWZ_BYTES);
     for (unsigned i = 0; i < s->nseg; i++) {
         uint8_t raw[DWZ_BYTES];
-        (void)iov_to_buf(data, n, (uint64_t)i * DWZ_BYTES, raw, sizeof(raw));
+        (void)iov_read(data, n, (size_t)i * DWZ_BYTES, raw, sizeof(raw));
         struct blk_dwz *g = &s->seg[i];
-        g->sector = le64(raw);
-        g->num = le32(raw + 8);
-        g->flags = le32(raw + 12);
+        g->sector = le_get64(raw);
+        g->num = le_get32(raw + 8);
+        g->flags = le_get32(raw + 12);
         /* Unknown flags, and unmap on a discard, are unsupported. */
         if ((g->flags & ~VIRTIO_BLK_WZ_F_UNMAP) ||
             (s->type == VIRTIO_BLK_T_DISCARD && (g->flags & VIRTIO_BLK_WZ_F_UNMAP)))
@@ -447,12 +403,12 @@ static void handle(struct virtio_blk *b, struct blk_slot *s)
     uint64_t in_bytes = r->in_len - 1;
 
     uint8_t hdr[HDR_BYTES];
-    if (iov_to_buf(r->iov, r->n_out, 0, hdr, sizeof(hdr)) < sizeof(hdr)) {
+    if (iov_read(r->iov, r->n_out, 0, hdr, sizeof(hdr)) < sizeof(hdr)) {
         finish(b, s, VIRTIO_BLK_S_IOERR);
         return;
     }
-    s->type = le32(hdr);
-    uint64_t sector = le64(hdr + 8);
+    s->type = le_get32(hdr);
+    uint64_t sector = le_get64(hdr + 8);
     struct iovec *out;
     unsigned n_out = iov_skip(r->iov, r->n_out, HDR_BYTES, &out);
     uint64_t out_bytes = r->out_len - HDR_BYTES;
@@ -481,8 +437,8 @@ static void handle(struct virtio_blk *b, struct blk_slot *s)
         submit(b, s);
         return;
     case VIRTIO_BLK_T_GET_ID:
-        s->written = buf_to_iov(in, n_in, b->id,
-                                in_bytes < VIRTIO_BLK_ID_BYTES ? in_bytes : VIRTIO_BLK_ID_BYTES);
+        s->written = iov_write(in, n_in, 0, b->id,
+                               in_bytes < VIRTIO_BLK_ID_BYTES ? in_bytes : VIRTIO_BLK_ID_BYTES);
         finish(b, s, VIRTIO_BLK_S_OK);
         return;
     case VIRTIO_BLK_T_DISCARD:
@@ -575,20 +531,12 @@ static int blk_start(void *dev)
     for (unsigned i = 0; i < b->nfree; i++)
         b->free_idx[i] = (uint16_t)(b->nfree - 1 - i);
 
-    int err = ioloop_create("virtio-blk", &b->loop);
-    if (err == 0)
-        err = ioloop_add(b->loop, b->vdev.queues[0].kick_fd, EPOLLIN, on_kick, b);
-    if (err == 0 && b->uring)
-        err = ioloop_add(b->loop, b->ring_efd, EPOLLIN, on_ring, b);
-    if (err == 0)
-        err = ioloop_add(b->loop, workpool_fd(b->pool), EPOLLIN, on_pool, b);
-    if (err == 0)
-        err = ioloop_start(b->loop);
-    if (err < 0) {
-        ioloop_destroy(b->loop);
-        b->loop = NULL;
-    }
-    return err;
+    const struct ioloop_watch w[] = {
+        {b->vdev.queues[0].kick_fd, EPOLLIN, on_kick, b},
+        {b->uring ? b->ring_efd : -1, EPOLLIN, on_ring, b},
+        {workpool_fd(b->pool), EPOLLIN, on_pool, b},
+    };
+    return ioloop_launch("virtio-blk", w, 3, &b->loop);
 }
 
 static void blk_stop(void *dev)
@@ -705,15 +653,15 @@ static int open_image(struct virtio_blk *b, const struct virtio_blk_config *cfg,
 static void fill_config(struct virtio_blk *b, unsigned discard_align)
 {
     uint8_t *c = b->config;
-    put_le(c + VIRTIO_BLK_CFG_CAPACITY, b->capacity, 8);
-    put_le(c + VIRTIO_BLK_CFG_SEG_MAX, BLK_SEG_MAX, 4);
-    put_le(c + VIRTIO_BLK_CFG_BLK_SIZE, SECTOR_SIZE, 4);
-    put_le(c + VIRTIO_BLK_CFG_NUM_QUEUES, 1, 2);
-    put_le(c + VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, BLK_MAX_DWZ_SECTORS, 4);
-    put_le(c + VIRTIO_BLK_CFG_MAX_DISCARD_SEG, BLK_MAX_DWZ_SEG, 4);
-    put_le(c + VIRTIO_BLK_CFG_DISCARD_ALIGNMENT, discard_align, 4);
-    put_le(c + VIRTIO_BLK_CFG_MAX_WZ_SECTORS, BLK_MAX_DWZ_SECTORS, 4);
-    put_le(c + VIRTIO_BLK_CFG_MAX_WZ_SEG, BLK_MAX_DWZ_SEG, 4);
+    le_put64(c + VIRTIO_BLK_CFG_CAPACITY, b->capacity);
+    le_put32(c + VIRTIO_BLK_CFG_SEG_MAX, BLK_SEG_MAX);
+    le_put32(c + VIRTIO_BLK_CFG_BLK_SIZE, SECTOR_SIZE);
+    le_put16(c + VIRTIO_BLK_CFG_NUM_QUEUES, 1);
+    le_put32(c + VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, BLK_MAX_DWZ_SECTORS);
+    le_put32(c + VIRTIO_BLK_CFG_MAX_DISCARD_SEG, BLK_MAX_DWZ_SEG);
+    le_put32(c + VIRTIO_BLK_CFG_DISCARD_ALIGNMENT, discard_align);
+    le_put32(c + VIRTIO_BLK_CFG_MAX_WZ_SECTORS, BLK_MAX_DWZ_SECTORS);
+    le_put32(c + VIRTIO_BLK_CFG_MAX_WZ_SEG, BLK_MAX_DWZ_SEG);
     c[VIRTIO_BLK_CFG_WZ_MAY_UNMAP] = 1;
 }
 

@@ -6,11 +6,13 @@
 #include "console.h"
 
 #include "sys/ioloop.h"
+#include "sys/iov.h"
+#include "vmm/le.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -50,19 +52,7 @@ static bool tx_flush(struct virtio_console *c)
 {
     for (;;) {
         struct iovec iov[VIRTQ_MAX_CHAIN];
-        unsigned n = 0;
-        size_t skip = c->tx_done;
-        for (unsigned i = 0; i < c->tx.n_out; i++) {
-            size_t len = c->tx.iov[i].iov_len;
-            if (skip >= len) {
-                skip -= len;
-                continue;
-            }
-            iov[n].iov_base = (uint8_t *)c->tx.iov[i].iov_base + skip;
-            iov[n].iov_len = len - skip;
-            skip = 0;
-            n++;
-        }
+        unsigned n = iov_slice(c->tx.iov, c->tx.n_out, c->tx_done, SIZE_MAX, iov);
         if (n == 0)
             return true;
         /* SIGPIPE is blocked on loop threads, so a closed pipe is EPIPE here, not death. */
@@ -179,15 +169,7 @@ static void on_rx_kick(void *opaque, uint32_t events)
 /* Copy up to len bytes into the writable segments of c->rx; returns how many. */
 static uint32_t rx_fill(const struct virtq_req *r, const uint8_t *buf, size_t len)
 {
-    size_t done = 0;
-    for (unsigned i = r->n_out; i < r->n_out + r->n_in && done < len; i++) {
-        size_t n = r->iov[i].iov_len;
-        if (n > len - done)
-            n = len - done;
-        memcpy(r->iov[i].iov_base, buf + done, n);
-        done += n;
-    }
-    return (uint32_t)done;
+    return (uint32_t)iov_write(r->iov + r->n_out, r->n_in, 0, buf, len);
 }
 
 size_t virtio_console_receive(struct virtio_console *c, const uint8_t *buf, size_t len)
@@ -227,26 +209,19 @@ static int console_start(void *dev)
     struct virtio_console *c = dev;
     c->tx_held = false;
     c->out_watched = false;
-    int err = ioloop_create("virtio-console", &c->loop);
-    if (err == 0)
-        err = ioloop_add(c->loop, c->vdev.queues[TXQ].kick_fd, EPOLLIN, on_tx_kick, c);
-    if (err == 0)
-        err = ioloop_add(c->loop, c->vdev.queues[RXQ].kick_fd, EPOLLIN, on_rx_kick, c);
-    if (err < 0) {
-        ioloop_destroy(c->loop);
-        c->loop = NULL;
-        return err;
-    }
+    /* Started before the loop runs: its first rx kick must find the queue usable. */
     pthread_mutex_lock(&c->lock);
     c->started = true;
     pthread_mutex_unlock(&c->lock);
-    err = ioloop_start(c->loop);
+    const struct ioloop_watch w[] = {
+        {c->vdev.queues[TXQ].kick_fd, EPOLLIN, on_tx_kick, c},
+        {c->vdev.queues[RXQ].kick_fd, EPOLLIN, on_rx_kick, c},
+    };
+    int err = ioloop_launch("virtio-console", w, 2, &c->loop);
     if (err < 0) {
         pthread_mutex_lock(&c->lock);
         c->started = false;
         pthread_mutex_unlock(&c->lock);
-        ioloop_destroy(c->loop);
-        c->loop = NULL;
         return err;
     }
     /* Input turned away before the driver was ready waits for rx_ready: look at the receive
@@ -287,8 +262,7 @@ int virtio_console_create(const struct virtio_console_config *cfg, const struct 
     if (!c)
         return -ENOMEM;
     c->cfg = *cfg;
-    uint32_t ports = htole32(1);
-    memcpy(c->config + CONFIG_MAX_NR_PORTS, &ports, sizeof(ports));
+    le_put32(c->config + CONFIG_MAX_NR_PORTS, 1);
     pthread_mutex_init(&c->lock, NULL);
     int err = virtio_device_init(&c->vdev, &console_ops, c, c->config, CONFIG_SIZE, mem);
     if (err < 0) {

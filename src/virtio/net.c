@@ -5,6 +5,9 @@
  * transmit chains. The backends (net_tap.c, net_vhost.c, net_slirp.c) move the packets. */
 #include "net_backend.h"
 
+#include "sys/iov.h"
+#include "vmm/le.h"
+
 #include <errno.h>
 #include <linux/if_tun.h>
 #include <stdio.h>
@@ -14,42 +17,6 @@
 #include <unistd.h>
 
 #define NET_QUEUE_SIZE 256
-
-/* ---------------------------------------------------------------- segment lists */
-
-size_t net_iov_read(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
-{
-    size_t done = 0;
-    for (unsigned i = 0; i < n && done < len; i++) {
-        size_t l = iov[i].iov_len;
-        if (off >= l) {
-            off -= l;
-            continue;
-        }
-        size_t c = l - off < len - done ? l - off : len - done;
-        memcpy((uint8_t *)dst + done, (const uint8_t *)iov[i].iov_base + off, c);
-        done += c;
-        off = 0;
-    }
-    return done;
-}
-
-size_t net_iov_write(const struct iovec *iov, unsigned n, size_t off, const void *src, size_t len)
-{
-    size_t done = 0;
-    for (unsigned i = 0; i < n && done < len; i++) {
-        size_t l = iov[i].iov_len;
-        if (off >= l) {
-            off -= l;
-            continue;
-        }
-        size_t c = l - off < len - done ? l - off : len - done;
-        memcpy((uint8_t *)iov[i].iov_base + off, (const uint8_t *)src + done, c);
-        done += c;
-        off = 0;
-    }
-    return done;
-}
 
 /* ---------------------------------------------------------------- receive */
 
@@ -156,11 +123,12 @@ int net_rx_commit(struct virtio_net *n, uint32_t len)
         left -= left < s->chain[k].len ? left : s->chain[k].len;
         niov += s->chain[k].niov;
     }
-    uint8_t le[2] = {(uint8_t)k, (uint8_t)(k >> 8)};
-    net_iov_write(s->iov, s->niov, offsetof(struct virtio_net_hdr_v1, num_buffers), le, 2);
+    uint8_t le[2];
+    le_put16(le, (uint16_t)k);
+    iov_write(s->iov, s->niov, offsetof(struct virtio_net_hdr_v1, num_buffers), le, 2);
     /* §5.1.6.4: without GUEST_CSUM the device must leave flags zero (TAP may set DATA_VALID). */
     if (!n->guest_csum)
-        net_iov_write(s->iov, s->niov, 0, "", 1);
+        iov_write(s->iov, s->niov, 0, "", 1);
     uint32_t left = len;
     for (unsigned i = 0; i < k; i++) {
         uint32_t used = left < s->chain[i].len ? left : s->chain[i].len;
@@ -204,8 +172,8 @@ int net_rx_put(struct virtio_net *n, const struct virtio_net_hdr_v1 *hdr, const 
         return 0;
     }
     unsigned cnt = net_rx_iovcnt(n);
-    net_iov_write(n->rx.iov, cnt, 0, hdr ? hdr : &zero, VIRTIO_NET_HDR_LEN);
-    net_iov_write(n->rx.iov, cnt, VIRTIO_NET_HDR_LEN, frame, len);
+    iov_write(n->rx.iov, cnt, 0, hdr ? hdr : &zero, VIRTIO_NET_HDR_LEN);
+    iov_write(n->rx.iov, cnt, VIRTIO_NET_HDR_LEN, frame, len);
     return net_rx_commit(n, total) < 0 ? -EIO : 1;
 }
 
@@ -271,6 +239,28 @@ int net_tx_complete(struct virtio_net *n, const struct virtq_req *r, bool sent)
     return 0;
 }
 
+bool net_tx_begin(struct virtio_net *n)
+{
+    if (n->tx_broken)
+        return false;
+    (void)virtq_notifications(&n->vdev.queues[NET_TXQ].vq, false);
+    return true;
+}
+
+bool net_tx_more(struct virtio_net *n, unsigned budget)
+{
+    if (n->tx_broken)
+        return false;
+    if (!budget) {
+        /* Let rx have a turn; a kick to ourselves brings us back. */
+        uint64_t one = 1;
+        (void)!write(n->vdev.queues[NET_TXQ].kick_fd, &one, sizeof(one));
+        return false;
+    }
+    /* The ring looked empty: turn kicks back on, and go on if chains came meanwhile. */
+    return virtq_notifications(&n->vdev.queues[NET_TXQ].vq, true);
+}
+
 void net_notify(struct virtio_net *n, unsigned q)
 {
     bool *pushed = q == NET_RXQ ? &n->rx_pushed : &n->tx_pushed;
@@ -284,10 +274,8 @@ void net_notify(struct virtio_net *n, unsigned q)
 
 static void config_fill(struct virtio_net *n)
 {
-    n->config[VIRTIO_NET_CFG_STATUS] = VIRTIO_NET_S_LINK_UP;
-    n->config[VIRTIO_NET_CFG_STATUS + 1] = 0;
-    n->config[VIRTIO_NET_CFG_MAX_VQ_PAIRS] = 1;
-    n->config[VIRTIO_NET_CFG_MAX_VQ_PAIRS + 1] = 0;
+    le_put16(n->config + VIRTIO_NET_CFG_STATUS, VIRTIO_NET_S_LINK_UP);
+    le_put16(n->config + VIRTIO_NET_CFG_MAX_VQ_PAIRS, 1);
 }
 
 static void net_config_written(void *dev, uint32_t off, uint32_t len)

@@ -114,10 +114,15 @@ __attribute__((warn_unused_result)) int net_tx_pop(struct virtio_net *n, struct 
 /* Complete a transmit chain (sent when sent is true, else counted as dropped). 0 or -EIO. */
 __attribute__((warn_unused_result)) int net_tx_complete(struct virtio_net *n,
                                                         const struct virtq_req *r, bool sent);
-
-/* Copy a chain's readable bytes [off, off + len) out / bytes into a segment list at off. */
-size_t net_iov_read(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len);
-size_t net_iov_write(const struct iovec *iov, unsigned n, size_t off, const void *src, size_t len);
+/* A transmit run on the data thread: net_tx_begin, then batches of net_tx_pop, send and
+ * net_tx_complete (each chain taking one from a budget) for as long as net_tx_more says, then
+ * net_notify(n, NET_TXQ). net_tx_begin: false when the queue is broken (leave it alone); else
+ * the driver's kicks are turned off while the ring is drained. */
+bool net_tx_begin(struct virtio_net *n);
+/* After a batch, with the budget left: false when the run should end (the queue broke; the
+ * budget is spent, and a kick to ourselves brings us back after rx had a turn; or the ring is
+ * empty and kicks are on again); true when chains came in meanwhile. */
+bool net_tx_more(struct virtio_net *n, unsigned budget);
 
 /* ---- backends; each sets n->be, n->be_state and adds to n->ops.features */
 

@@ -5,6 +5,8 @@
  * eventfd, with slirp's timers kept in a list and folded into the poll timeout. */
 #include "net_backend.h"
 
+#include "sys/iov.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -188,33 +190,21 @@ static void rx_flush(struct net_slirp *s)
 static void tx_run(struct net_slirp *s)
 {
     struct virtio_net *n = s->n;
-    struct virtq *vq = &n->vdev.queues[NET_TXQ].vq;
     unsigned budget = TX_BUDGET;
-    if (n->tx_broken)
+    if (!net_tx_begin(n))
         return;
-    (void)virtq_notifications(vq, false);
-    for (;;) {
-        int r;
-        while (budget && (r = net_tx_pop(n, &s->tx_req)) > 0) {
+    do {
+        while (budget && net_tx_pop(n, &s->tx_req) > 0) {
             budget--;
             /* slirp wants the frame in one piece, without the header. Checksum offload is
              * not offered in this mode, so the header carries nothing to act on. */
             size_t len = s->tx_req.out_len - VIRTIO_NET_HDR_LEN;
-            net_iov_read(s->tx_req.iov, s->tx_req.n_out, VIRTIO_NET_HDR_LEN, s->txbuf, len);
+            iov_read(s->tx_req.iov, s->tx_req.n_out, VIRTIO_NET_HDR_LEN, s->txbuf, len);
             slirp_input(s->slirp, s->txbuf, (int)len);
             if (net_tx_complete(n, &s->tx_req, true) < 0)
                 break;
         }
-        if (n->tx_broken)
-            break;
-        if (!budget) {
-            uint64_t one = 1;
-            (void)!write(n->vdev.queues[NET_TXQ].kick_fd, &one, sizeof(one));
-            break;
-        }
-        if (!virtq_notifications(vq, true))
-            break;
-    }
+    } while (net_tx_more(n, budget));
     net_notify(n, NET_TXQ);
 }
 

@@ -274,16 +274,13 @@ static void rx_run(struct net_tap *t)
 static void tx_run(struct net_tap *t)
 {
     struct virtio_net *n = t->n;
-    struct virtq *vq = &n->vdev.queues[NET_TXQ].vq;
     unsigned budget = TX_BUDGET;
 
-    if (n->tx_broken)
+    if (!net_tx_begin(n))
         return;
-    (void)virtq_notifications(vq, false);
-    for (;;) {
-        int r = 1;
+    do {
         while (budget) {
-            if (!t->tx_held && (r = net_tx_pop(n, &t->tx_req)) <= 0)
+            if (!t->tx_held && net_tx_pop(n, &t->tx_req) <= 0)
                 break;
             ssize_t w = t->fd_dead ? 0 : fd_send(t, &t->tx_req);
             if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -294,22 +291,10 @@ static void tx_run(struct net_tap *t)
             }
             t->tx_held = false;
             budget--;
-            if (net_tx_complete(n, &t->tx_req, !t->fd_dead && w >= 0) < 0) {
-                r = -EIO;
+            if (net_tx_complete(n, &t->tx_req, !t->fd_dead && w >= 0) < 0)
                 break;
-            }
         }
-        if (r < 0)
-            break;
-        if (!budget) {
-            /* Let rx have a turn; a kick to ourselves brings us back. */
-            uint64_t one = 1;
-            (void)!write(n->vdev.queues[NET_TXQ].kick_fd, &one, sizeof(one));
-            break;
-        }
-        if (!virtq_notifications(vq, true))
-            break;
-    }
+    } while (net_tx_more(n, budget));
     net_notify(n, NET_TXQ);
 }
 
@@ -377,20 +362,12 @@ static int tap_start(struct virtio_net *n)
         return r;
     }
     t->events = n->rx_broken ? 0 : EPOLLIN;
-    int r = ioloop_create("virtio-net", &t->loop);
-    if (r == 0)
-        r = ioloop_add(t->loop, n->vdev.queues[NET_RXQ].kick_fd, EPOLLIN, on_rx_kick, t);
-    if (r == 0)
-        r = ioloop_add(t->loop, n->vdev.queues[NET_TXQ].kick_fd, EPOLLIN, on_tx_kick, t);
-    if (r == 0 && !t->fd_dead)
-        r = ioloop_add(t->loop, t->fd, t->events, on_fd, t);
-    if (r == 0)
-        r = ioloop_start(t->loop);
-    if (r < 0) {
-        ioloop_destroy(t->loop);
-        t->loop = NULL;
-    }
-    return r;
+    const struct ioloop_watch w[] = {
+        {n->vdev.queues[NET_RXQ].kick_fd, EPOLLIN, on_rx_kick, t},
+        {n->vdev.queues[NET_TXQ].kick_fd, EPOLLIN, on_tx_kick, t},
+        {t->fd_dead ? -1 : t->fd, t->events, on_fd, t},
+    };
+    return ioloop_launch("virtio-net", w, 3, &t->loop);
 }
 
 static void tap_stop(struct virtio_net *n)

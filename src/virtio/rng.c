@@ -74,16 +74,8 @@ static void on_kick(void *opaque, uint32_t events)
 static int rng_start(void *dev)
 {
     struct virtio_rng *r = dev;
-    int err = ioloop_create("virtio-rng", &r->loop);
-    if (err == 0)
-        err = ioloop_add(r->loop, r->vdev.queues[0].kick_fd, EPOLLIN, on_kick, r);
-    if (err == 0)
-        err = ioloop_start(r->loop);
-    if (err < 0) {
-        ioloop_destroy(r->loop);
-        r->loop = NULL;
-    }
-    return err;
+    const struct ioloop_watch w[] = {{r->vdev.queues[0].kick_fd, EPOLLIN, on_kick, r}};
+    return ioloop_launch("virtio-rng", w, 1, &r->loop);
 }
 
 static void rng_stop(void *dev)

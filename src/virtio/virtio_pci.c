@@ -4,6 +4,7 @@
 #include "virtio_pci.h"
 
 #include "pci/msix.h"
+#include "vmm/le.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -243,14 +244,6 @@ static void common_write(struct virtio_pci *p, uint32_t off, uint32_t len, uint6
 
 /* ---------------------------------------------------------------- BAR 0 */
 
-static uint64_t le_value(const uint8_t *data, uint32_t len)
-{
-    uint64_t v = 0;
-    for (uint32_t i = 0; i < len && i < 8; i++)
-        v |= (uint64_t)data[i] << (8 * i);
-    return v;
-}
-
 static void device_cfg_access(struct virtio_pci *p, uint32_t off, uint8_t *data, uint32_t len,
                               bool write)
 {
@@ -312,7 +305,7 @@ static void bar0_access(void *opaque, uint64_t off, uint8_t *data, uint32_t len,
         device_cfg_access(p, (uint32_t)(off - DEVICE_OFF), data, len, write);
     } else if (off < COMMON_OFF + COMMON_LEN) {
         if (write)
-            common_write(p, (uint32_t)off, len, le_value(data, len));
+            common_write(p, (uint32_t)off, len, le_get(data, len));
         else
             common_read(p, (uint32_t)off, data, len);
     } else if (!write) {
@@ -365,11 +358,9 @@ static const struct pci_device_ops virtio_pci_ops = {
 static int add_cap(struct virtio_pci *p, uint8_t type, uint32_t off, uint32_t len)
 {
     uint8_t cap[20] = {PCI_CAP_ID_VNDR, 0, type == CAP_NOTIFY ? 20 : 16, type, 0 /* bar */};
-    for (int i = 0; i < 4; i++) {
-        cap[8 + i] = (uint8_t)(off >> (8 * i));
-        cap[12 + i] = (uint8_t)(len >> (8 * i));
-        cap[16 + i] = (uint8_t)(NOTIFY_MULT >> (8 * i));
-    }
+    le_put32(cap + 8, off);
+    le_put32(cap + 12, len);
+    le_put32(cap + 16, NOTIFY_MULT);
     return pci_device_add_cap(&p->pci, cap, cap[2], NULL);
 }
 

@@ -6,8 +6,8 @@
 #include "vsock_conn.h"
 
 #include "sys/ioloop.h"
+#include "vmm/le.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -349,20 +349,12 @@ static int vsock_start(void *dev)
     s->broken = s->tx_blocked = s->rx_held = false;
     d->next_port = VSOCK_EPHEMERAL_BASE;
     d->listen_paused = false;
-    int err = ioloop_create("virtio-vsock", &d->loop);
-    if (err == 0)
-        err = ioloop_add(d->loop, s->vdev.queues[RXQ].kick_fd, EPOLLIN, on_rx_kick, s);
-    if (err == 0)
-        err = ioloop_add(d->loop, s->vdev.queues[TXQ].kick_fd, EPOLLIN, on_tx_kick, s);
-    if (err == 0)
-        err = ioloop_add(d->loop, d->listen_fd, EPOLLIN, on_listen, s);
-    if (err == 0)
-        err = ioloop_start(d->loop);
-    if (err < 0) {
-        ioloop_destroy(d->loop);
-        d->loop = NULL;
-    }
-    return err;
+    const struct ioloop_watch w[] = {
+        {s->vdev.queues[RXQ].kick_fd, EPOLLIN, on_rx_kick, s},
+        {s->vdev.queues[TXQ].kick_fd, EPOLLIN, on_tx_kick, s},
+        {d->listen_fd, EPOLLIN, on_listen, s},
+    };
+    return ioloop_launch("virtio-vsock", w, 3, &d->loop);
 }
 
 static void vsock_stop(void *dev)
@@ -383,8 +375,7 @@ static void config_written(void *dev, uint32_t off, uint32_t len)
 {
     (void)off, (void)len;
     struct virtio_vsock *s = dev;
-    uint64_t cid = htole64(s->d.guest_cid);
-    memcpy(s->config, &cid, sizeof(cid));
+    le_put64(s->config, s->d.guest_cid);
 }
 
 static const struct virtio_device_ops vsock_ops = {

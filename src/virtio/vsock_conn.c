@@ -4,6 +4,7 @@
 #include "vsock_conn.h"
 
 #include "sys/ioloop.h"
+#include "sys/iov.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -30,51 +31,7 @@
  * socket leaves the loop and the rest of it is read without waiting.
  */
 
-/* ---------------------------------------------------------------- iovec helpers */
-
-static size_t iov_copy(const struct iovec *iov, unsigned n, size_t off, uint8_t *buf, size_t len,
-                       bool to_iov)
-{
-    size_t done = 0;
-    for (unsigned i = 0; i < n && done < len; i++) {
-        size_t seg = iov[i].iov_len;
-        if (off >= seg) {
-            off -= seg;
-            continue;
-        }
-        size_t k = seg - off < len - done ? seg - off : len - done;
-        uint8_t *p = (uint8_t *)iov[i].iov_base + off;
-        if (to_iov)
-            memcpy(p, buf + done, k);
-        else
-            memcpy(buf + done, p, k);
-        done += k;
-        off = 0;
-    }
-    return done;
-}
-
-/* The segments covering [off, off + len) of iov[0..n), into out (room for n); returns how
- * many. */
-static unsigned iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len,
-                          struct iovec *out)
-{
-    unsigned k = 0;
-    for (unsigned i = 0; i < n && len; i++) {
-        size_t seg = iov[i].iov_len;
-        if (off >= seg) {
-            off -= seg;
-            continue;
-        }
-        size_t take = seg - off < len ? seg - off : len;
-        out[k].iov_base = (uint8_t *)iov[i].iov_base + off;
-        out[k].iov_len = take;
-        k++;
-        len -= take;
-        off = 0;
-    }
-    return k;
-}
+/* ---------------------------------------------------------------- headers */
 
 void vsock_hdr_fill(const struct vsock_dev *d, struct vsock_hdr *h, uint32_t local_port,
                     uint32_t peer_port, uint16_t op)
@@ -369,7 +326,7 @@ void vsock_conn_data(struct vsock_dev *d, struct vsock_conn *c, const struct iov
             vsock_conn_reset(d, c);
             return;
         }
-        c->tail += iov_copy(iov, n, skip + sent, c->buf + c->tail, len - sent, false);
+        c->tail += iov_read(iov, n, skip + sent, c->buf + c->tail, len - sent);
     }
     credit_check(c);
 }
@@ -632,13 +589,13 @@ size_t vsock_hdr_put(const struct vsock_hdr *h, const struct iovec *iov, unsigne
         .buf_alloc = htole32(h->buf_alloc),
         .fwd_cnt = htole32(h->fwd_cnt),
     };
-    return iov_copy(iov, n, 0, (uint8_t *)&le, sizeof(le), true);
+    return iov_write(iov, n, 0, &le, sizeof(le));
 }
 
 bool vsock_hdr_get(struct vsock_hdr *h, const struct iovec *iov, unsigned n)
 {
     struct vsock_hdr le;
-    if (iov_copy(iov, n, 0, (uint8_t *)&le, sizeof(le), false) != sizeof(le))
+    if (iov_read(iov, n, 0, &le, sizeof(le)) != sizeof(le))
         return false;
     *h = (struct vsock_hdr){
         .src_cid = le64toh(le.src_cid),

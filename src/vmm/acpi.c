@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "le.h"
+
 #define AREA_SIZE (ACPI_AREA_END - ACPI_AREA_START)
 
 #define SDT_HEADER_LEN 36u
@@ -56,24 +58,6 @@
 #define CMOS_CENTURY 0x32
 
 static const char oem_id[6] = {'R', 'E', 'V', 'I', 'R', 'T'};
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, (uint16_t)v);
-    put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
 
 uint8_t acpi_checksum(const void *data, size_t len)
 {
@@ -171,8 +155,7 @@ static size_t int_encode(uint8_t out[9], uint64_t v)
     }
     size_t bytes = v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffffu ? 4 : 8;
     out[0] = bytes == 1 ? 0x0a : bytes == 2 ? 0x0b : bytes == 4 ? 0x0c : 0x0e;
-    for (size_t i = 0; i < bytes; i++)
-        out[1 + i] = (uint8_t)(v >> (8 * i));
+    le_put(out + 1, (uint32_t)bytes, v);
     return bytes + 1;
 }
 
@@ -349,6 +332,15 @@ void acpi_aml_name_eisaid(struct acpi_aml *a, const char *name, const char *id)
     aml_bytes(a, dword, sizeof(dword));
 }
 
+/* DefPackage (ACPI 6.5 §20.2.5.4): PackageOp, the length (filled in by acpi_aml_end) and
+ * NumElements; the caller adds the elements, then ends it. */
+static void package_begin(struct acpi_aml *a, uint8_t count)
+{
+    aml_byte(a, AML_PACKAGE_OP);
+    aml_open(a, AML_PKG);
+    aml_byte(a, count);
+}
+
 void acpi_aml_name_package(struct acpi_aml *a, const char *name, const uint64_t *values,
                            unsigned count)
 {
@@ -358,9 +350,7 @@ void acpi_aml_name_package(struct acpi_aml *a, const char *name, const uint64_t 
     }
     aml_byte(a, AML_NAME_OP);
     aml_namestring(a, name);
-    aml_byte(a, AML_PACKAGE_OP);
-    aml_open(a, AML_PKG);
-    aml_byte(a, (uint8_t)count);
+    package_begin(a, (uint8_t)count);
     for (unsigned i = 0; i < count; i++)
         aml_int(a, values[i]);
     acpi_aml_end(a);
@@ -388,8 +378,8 @@ void acpi_aml_crs_io(struct acpi_aml *a, uint16_t base, uint8_t len)
     if (!in_crs(a))
         return;
     uint8_t d[8] = {0x47, 0x01, 0, 0, 0, 0, 0x01, len};
-    put16(d + 2, base);
-    put16(d + 4, base);
+    le_put16(d + 2, base);
+    le_put16(d + 4, base);
     aml_bytes(a, d, sizeof(d));
 }
 
@@ -402,7 +392,7 @@ void acpi_aml_crs_irq(struct acpi_aml *a, uint8_t irq)
         return;
     }
     uint8_t d[3] = {0x22, 0, 0};
-    put16(d + 1, (uint16_t)(1u << irq));
+    le_put16(d + 1, (uint16_t)(1u << irq));
     aml_bytes(a, d, sizeof(d));
 }
 
@@ -415,10 +405,11 @@ void acpi_aml_crs_irq(struct acpi_aml *a, uint8_t irq)
 #define ADDR_IO_ENTIRE_RANGE 0x03 /* _RNG: ISA and non-ISA ports */
 #define ADDR_MEM_RW 0x01          /* _RW set, _MEM 0: non-cacheable */
 
-/* Word Address Space Descriptor (ACPI 6.5 §6.4.3.5.3): large item 0x08, 13 bytes of body
- * without the optional resource source. */
-static void crs_word(struct acpi_aml *a, uint8_t type, uint8_t type_flags, uint16_t min,
-                     uint16_t max)
+/* Word (ACPI 6.5 §6.4.3.5.3, large item 0x08) or DWord (§6.4.3.5.2, large item 0x07) Address
+ * Space Descriptor without the optional resource source: the same header, then granularity,
+ * minimum, maximum, translation offset and length, each width (2 or 4) bytes. */
+static void crs_addr(struct acpi_aml *a, unsigned width, uint8_t type, uint8_t type_flags,
+                     uint32_t min, uint32_t max)
 {
     if (!in_crs(a))
         return;
@@ -426,41 +417,29 @@ static void crs_word(struct acpi_aml *a, uint8_t type, uint8_t type_flags, uint1
         aml_fail(a, -EINVAL);
         return;
     }
-    uint8_t d[16] = {0x88, 13, 0, type, ADDR_PRODUCER_FIXED, type_flags};
-    put16(d + 6, 0); /* granularity */
-    put16(d + 8, min);
-    put16(d + 10, max);
-    put16(d + 12, 0); /* translation offset */
-    put16(d + 14, (uint16_t)(max - min + 1));
-    aml_bytes(a, d, sizeof(d));
+    uint8_t d[6 + 5 * 4] = {width == 2 ? 0x88 : 0x87, 0, 0, type, ADDR_PRODUCER_FIXED, type_flags};
+    le_put16(d + 1, (uint16_t)(3 + 5 * width)); /* the length of what follows */
+    /* Granularity 0, minimum, maximum, translation offset 0, length (0 for the whole space:
+     * only the low width bytes are kept). */
+    const uint32_t field[5] = {0, min, max, 0, max - min + 1};
+    for (unsigned i = 0; i < 5; i++)
+        le_put(d + 6 + width * i, width, field[i]);
+    aml_bytes(a, d, 6 + 5 * width);
 }
 
 void acpi_aml_crs_word_bus(struct acpi_aml *a, uint16_t min, uint16_t max)
 {
-    crs_word(a, ADDR_TYPE_BUS, 0, min, max);
+    crs_addr(a, 2, ADDR_TYPE_BUS, 0, min, max);
 }
 
 void acpi_aml_crs_word_io(struct acpi_aml *a, uint16_t min, uint16_t max)
 {
-    crs_word(a, ADDR_TYPE_IO, ADDR_IO_ENTIRE_RANGE, min, max);
+    crs_addr(a, 2, ADDR_TYPE_IO, ADDR_IO_ENTIRE_RANGE, min, max);
 }
 
 void acpi_aml_crs_dword_memory(struct acpi_aml *a, uint32_t min, uint32_t max)
 {
-    if (!in_crs(a))
-        return;
-    if (min > max) {
-        aml_fail(a, -EINVAL);
-        return;
-    }
-    /* DWord Address Space Descriptor (ACPI 6.5 §6.4.3.5.2): large item 0x07, 23 bytes. */
-    uint8_t d[26] = {0x87, 23, 0, ADDR_TYPE_MEMORY, ADDR_PRODUCER_FIXED, ADDR_MEM_RW};
-    put32(d + 6, 0); /* granularity */
-    put32(d + 10, min);
-    put32(d + 14, max);
-    put32(d + 18, 0); /* translation offset */
-    put32(d + 22, max - min + 1);
-    aml_bytes(a, d, sizeof(d));
+    crs_addr(a, 4, ADDR_TYPE_MEMORY, ADDR_MEM_RW, min, max);
 }
 
 void acpi_aml_name_package_table(struct acpi_aml *a, const char *name, const uint64_t *values,
@@ -473,13 +452,9 @@ void acpi_aml_name_package_table(struct acpi_aml *a, const char *name, const uin
     }
     aml_byte(a, AML_NAME_OP);
     aml_namestring(a, name);
-    aml_byte(a, AML_PACKAGE_OP);
-    aml_open(a, AML_PKG);
-    aml_byte(a, (uint8_t)rows);
+    package_begin(a, (uint8_t)rows);
     for (unsigned r = 0; r < rows; r++) {
-        aml_byte(a, AML_PACKAGE_OP);
-        aml_open(a, AML_PKG);
-        aml_byte(a, (uint8_t)cols);
+        package_begin(a, (uint8_t)cols);
         for (unsigned c = 0; c < cols; c++)
             aml_int(a, values[(size_t)r * cols + c]);
         acpi_aml_end(a);
@@ -587,11 +562,7 @@ static int layout_compute(const struct acpi_config *cfg, struct layout *l)
         const struct acpi_table *t = &cfg->extra[i];
         if (!t->data || t->len < SDT_HEADER_LEN || t->len > AREA_SIZE)
             return -EINVAL;
-        uint32_t hdr_len = (uint32_t)((const uint8_t *)t->data)[4] |
-                           (uint32_t)((const uint8_t *)t->data)[5] << 8 |
-                           (uint32_t)((const uint8_t *)t->data)[6] << 16 |
-                           (uint32_t)((const uint8_t *)t->data)[7] << 24;
-        if (hdr_len != t->len)
+        if (le_get32((const uint8_t *)t->data + 4) != t->len)
             return -EINVAL;
         off = align_up(off, 16) + t->len;
     }
@@ -609,19 +580,18 @@ static void sdt_header(uint8_t *p, const char sig[4], uint32_t len, uint8_t rev,
                        const char table_id[8])
 {
     memcpy(p, sig, 4);
-    put32(p + 4, len);
+    le_put32(p + 4, len);
     p[8] = rev;
     memcpy(p + 10, oem_id, sizeof(oem_id));
     memcpy(p + 16, table_id, 8);
-    put32(p + 24, 1);          /* OEM revision */
+    le_put32(p + 24, 1);       /* OEM revision */
     memcpy(p + 28, "RVRT", 4); /* creator ID */
-    put32(p + 32, 1);          /* creator revision */
+    le_put32(p + 32, 1);       /* creator revision */
 }
 
 static void sdt_finish(uint8_t *p)
 {
-    uint32_t len =
-        (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+    uint32_t len = le_get32(p + 4);
     p[9] = 0;
     p[9] = (uint8_t)(0x100 - acpi_checksum(p, len));
 }
@@ -636,7 +606,7 @@ static void gas_io(uint8_t *p, uint16_t port, uint8_t bits, uint8_t access)
     p[1] = bits;
     p[2] = 0;
     p[3] = access;
-    put64(p + 4, port);
+    le_put64(p + 4, port);
 }
 
 static void fadt_build(uint8_t *p, const struct acpi_config *cfg, uint32_t facs, uint32_t dsdt)
@@ -644,24 +614,24 @@ static void fadt_build(uint8_t *p, const struct acpi_config *cfg, uint32_t facs,
     const struct acpi_ports *io = &cfg->ports;
     /* FADT revision 6, minor 3: the ACPI 6.3 layout (276 bytes), unchanged through 6.5. */
     sdt_header(p, "FACP", FADT_LEN, 6, "RVFACP  ");
-    put32(p + 36, facs); /* FIRMWARE_CTRL; X_FIRMWARE_CTRL stays 0 as the spec requires */
-    put32(p + 40, dsdt);
-    p[45] = 0;                  /* preferred PM profile: unspecified */
-    put16(p + 46, io->sci_irq); /* SCI_INT: an ISA IRQ in 8259 mode, a GSI in APIC mode */
+    le_put32(p + 36, facs); /* FIRMWARE_CTRL; X_FIRMWARE_CTRL stays 0 as the spec requires */
+    le_put32(p + 40, dsdt);
+    p[45] = 0;                     /* preferred PM profile: unspecified */
+    le_put16(p + 46, io->sci_irq); /* SCI_INT: an ISA IRQ in 8259 mode, a GSI in APIC mode */
     /* SMI_CMD = 0: no SMM hand-over, the platform is always in ACPI mode and SCI_EN reads 1
      * (ACPI 6.5 §4.8.2.1.2 / §5.2.9 SMI_CMD). ACPI_ENABLE/DISABLE are then 0 as well. */
-    put32(p + 48, 0);
-    put32(p + 56, io->pm1a_evt);
-    put32(p + 64, io->pm1a_cnt);
-    put32(p + 76, io->pm_tmr);
+    le_put32(p + 48, 0);
+    le_put32(p + 56, io->pm1a_evt);
+    le_put32(p + 64, io->pm1a_cnt);
+    le_put32(p + 76, io->pm_tmr);
     p[88] = 4; /* PM1_EVT_LEN: 2-byte status + 2-byte enable */
     p[89] = 2; /* PM1_CNT_LEN */
     p[91] = io->pm_tmr ? 4 : 0;
     /* No C2/C3: latencies above 100 / 1000 us mean "not supported" (ACPI 6.5 Table 5.9). */
-    put16(p + 96, 101);
-    put16(p + 98, 1001);
+    le_put16(p + 96, 101);
+    le_put16(p + 98, 1001);
     p[108] = CMOS_CENTURY;
-    put16(p + 109, BOOT_LEGACY_DEVICES | BOOT_8042 | BOOT_VGA_NOT_PRESENT);
+    le_put16(p + 109, BOOT_LEGACY_DEVICES | BOOT_8042 | BOOT_VGA_NOT_PRESENT);
     /* PWR_BUTTON clear: the fixed-feature power button (PWRBTN_STS in PM1) exists, so the VMM
      * can ask for an orderly shutdown. */
     uint32_t flags = FADT_WBINVD | FADT_PROC_C1 | FADT_SLP_BUTTON | FADT_FIX_RTC;
@@ -669,11 +639,11 @@ static void fadt_build(uint8_t *p, const struct acpi_config *cfg, uint32_t facs,
         flags |= FADT_TMR_VAL_EXT;
     if (io->reset)
         flags |= FADT_RESET_REG_SUP;
-    put32(p + 112, flags);
+    le_put32(p + 112, flags);
     gas_io(p + 116, io->reset, 8, GAS_ACCESS_BYTE);
     p[128] = io->reset ? io->reset_value : 0;
-    p[131] = 3;           /* FADT minor version */
-    put64(p + 140, dsdt); /* X_DSDT, equal to DSDT so ACPICA sees no 32/64 mismatch */
+    p[131] = 3;              /* FADT minor version */
+    le_put64(p + 140, dsdt); /* X_DSDT, equal to DSDT so ACPICA sees no 32/64 mismatch */
     /* X_ blocks mirror the 32-bit ones with bit widths equal to 8 * the lengths above. */
     gas_io(p + 148, io->pm1a_evt, 32, 0);
     gas_io(p + 172, io->pm1a_cnt, 16, 0);
@@ -687,7 +657,7 @@ static void facs_build(uint8_t *p)
     /* Required when not hardware-reduced (ACPI 6.5 §5.2.10): no waking vector, no global lock
      * owner. It carries no checksum. */
     memcpy(p, "FACS", 4);
-    put32(p + 4, FACS_LEN);
+    le_put32(p + 4, FACS_LEN);
     p[32] = 2; /* version */
 }
 
@@ -708,8 +678,8 @@ static void facs_build(uint8_t *p)
 static void madt_build(uint8_t *p, size_t len, const struct acpi_config *cfg)
 {
     sdt_header(p, "APIC", (uint32_t)len, 5, "RVMADT  ");
-    put32(p + 36, ACPI_LAPIC_ADDR);
-    put32(p + 40, 1); /* PCAT_COMPAT: dual 8259s present, the OS must mask them if unused */
+    le_put32(p + 36, ACPI_LAPIC_ADDR);
+    le_put32(p + 40, 1); /* PCAT_COMPAT: dual 8259s present, the OS must mask them if unused */
     uint8_t *e = p + MADT_FIXED_LEN;
     bool any_x2apic = false;
     /* Boot processor first (ACPI 6.5 §5.2.12.12: listed order is the OS's CPU order). */
@@ -717,16 +687,16 @@ static void madt_build(uint8_t *p, size_t len, const struct acpi_config *cfg)
         if (i <= XAPIC_MAX_ID) {
             e[0] = MADT_LAPIC;
             e[1] = MADT_LAPIC_LEN;
-            e[2] = (uint8_t)i; /* ACPI processor UID */
-            e[3] = (uint8_t)i; /* APIC ID */
-            put32(e + 4, 1);   /* enabled */
+            e[2] = (uint8_t)i;  /* ACPI processor UID */
+            e[3] = (uint8_t)i;  /* APIC ID */
+            le_put32(e + 4, 1); /* enabled */
             e += MADT_LAPIC_LEN;
         } else {
             e[0] = MADT_X2APIC;
             e[1] = MADT_X2APIC_LEN;
-            put32(e + 4, i);  /* x2APIC ID */
-            put32(e + 8, 1);  /* enabled */
-            put32(e + 12, i); /* ACPI processor UID */
+            le_put32(e + 4, i);  /* x2APIC ID */
+            le_put32(e + 8, 1);  /* enabled */
+            le_put32(e + 12, i); /* ACPI processor UID */
             e += MADT_X2APIC_LEN;
             any_x2apic = true;
         }
@@ -737,30 +707,30 @@ static void madt_build(uint8_t *p, size_t len, const struct acpi_config *cfg)
     e[0] = MADT_IOAPIC;
     e[1] = MADT_IOAPIC_LEN;
     e[2] = (uint8_t)(cfg->vcpus <= XAPIC_MAX_ID ? cfg->vcpus : XAPIC_MAX_ID);
-    put32(e + 4, ACPI_IOAPIC_ADDR);
-    put32(e + 8, 0);
+    le_put32(e + 4, ACPI_IOAPIC_ADDR);
+    le_put32(e + 8, 0);
     e += MADT_IOAPIC_LEN;
 
     e[0] = MADT_ISO;
     e[1] = MADT_ISO_LEN;
     e[2] = 0; /* ISA */
     e[3] = cfg->ports.sci_irq;
-    put32(e + 4, cfg->ports.sci_irq);
-    put16(e + 8, INTI_POLARITY_HIGH | INTI_TRIGGER_LEVEL);
+    le_put32(e + 4, cfg->ports.sci_irq);
+    le_put16(e + 8, INTI_POLARITY_HIGH | INTI_TRIGGER_LEVEL);
     e += MADT_ISO_LEN;
 
     /* LINT1 of every local APIC is the NMI input, as on PC firmware (flags 0: conforming). */
     e[0] = MADT_LAPIC_NMI;
     e[1] = MADT_LAPIC_NMI_LEN;
     e[2] = 0xff; /* all processors */
-    put16(e + 3, 0);
+    le_put16(e + 3, 0);
     e[5] = 1;
     e += MADT_LAPIC_NMI_LEN;
     if (any_x2apic) {
         e[0] = MADT_X2APIC_NMI;
         e[1] = MADT_X2APIC_NMI_LEN;
-        put16(e + 2, 0);
-        put32(e + 4, 0xffffffffu); /* all processors */
+        le_put16(e + 2, 0);
+        le_put32(e + 4, 0xffffffffu); /* all processors */
         e[8] = 1;
         e += MADT_X2APIC_NMI_LEN;
     }
@@ -800,16 +770,16 @@ int acpi_tables_write(const struct guest_mem *m, const struct acpi_config *cfg, 
     sdt_header(rsdt, "RSDT", (uint32_t)(SDT_HEADER_LEN + 4 * l.ntables), 1, "RVRSDT  ");
     sdt_header(xsdt, "XSDT", (uint32_t)(SDT_HEADER_LEN + 8 * l.ntables), 1, "RVXSDT  ");
     for (size_t i = 0; i < 2; i++) {
-        put32(rsdt + SDT_HEADER_LEN + 4 * i, tables[i]);
-        put64(xsdt + SDT_HEADER_LEN + 8 * i, tables[i]);
+        le_put32(rsdt + SDT_HEADER_LEN + 4 * i, tables[i]);
+        le_put64(xsdt + SDT_HEADER_LEN + 8 * i, tables[i]);
     }
     size_t off = l.extra;
     for (unsigned i = 0; i < cfg->extra_count; i++) {
         off = align_up(off, 16);
         memcpy(area + off, cfg->extra[i].data, cfg->extra[i].len);
         sdt_finish(area + off);
-        put32(rsdt + SDT_HEADER_LEN + 4 * (2 + i), base + (uint32_t)off);
-        put64(xsdt + SDT_HEADER_LEN + 8 * (2 + i), base + (uint32_t)off);
+        le_put32(rsdt + SDT_HEADER_LEN + 4 * (2 + i), base + (uint32_t)off);
+        le_put64(xsdt + SDT_HEADER_LEN + 8 * (2 + i), base + (uint32_t)off);
         off += cfg->extra[i].len;
     }
     sdt_finish(rsdt);
@@ -821,9 +791,9 @@ int acpi_tables_write(const struct guest_mem *m, const struct acpi_config *cfg, 
     memcpy(r, "RSD PTR ", 8);
     memcpy(r + 9, oem_id, sizeof(oem_id));
     r[15] = 2;
-    put32(r + 16, base + (uint32_t)l.rsdt);
-    put32(r + 20, RSDP_LEN);
-    put64(r + 24, base + (uint64_t)l.xsdt);
+    le_put32(r + 16, base + (uint32_t)l.rsdt);
+    le_put32(r + 20, RSDP_LEN);
+    le_put64(r + 24, base + (uint64_t)l.xsdt);
     r[8] = (uint8_t)(0x100 - acpi_checksum(r, 20));
     r[32] = (uint8_t)(0x100 - acpi_checksum(r, RSDP_LEN));
 

@@ -34,6 +34,7 @@
 
 #include "../unit/virtio/vdriver.h"
 #include "virtio/blk.h"
+#include "vmm/le.h"
 
 #define FUZZ_RAM (4ull << 20)
 #define CAPACITY 128u /* sectors: a 64 KiB image */
@@ -79,12 +80,6 @@ static uint64_t length(uint8_t sel)
     default:
         return n * 512 + 1;
     }
-}
-
-static void put_le(uint8_t *p, uint64_t v, unsigned bytes)
-{
-    for (unsigned i = 0; i < bytes; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 struct disk {
@@ -304,9 +299,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint64_t out_area = vdriver_alloc(d, s->hdr_len + s->out_len + 1, 8);
         uint8_t *o = vdriver_ptr(d, out_area);
         uint8_t hdr[16];
-        put_le(hdr, s->type, 4);
-        put_le(hdr + 4, 0, 4);
-        put_le(hdr + 8, s->sector, 8);
+        le_put32(hdr, s->type);
+        le_put32(hdr + 4, 0);
+        le_put64(hdr + 8, s->sector);
         memcpy(o, hdr, s->hdr_len);
         s->out_gpa = out_area + s->hdr_len;
         o += s->hdr_len;
@@ -315,9 +310,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (s->type == VIRTIO_BLK_T_DISCARD || s->type == VIRTIO_BLK_T_WRITE_ZEROES) {
             for (uint64_t i = 0; i + 16 <= s->out_len; i += 16) {
                 uint64_t x = xorshift(&seed);
-                put_le(o + i, (x & 0xff) % (CAPACITY + 4), 8);
-                put_le(o + i + 8, (x >> 8) % 24, 4);
-                put_le(o + i + 12, (x >> 16) % 8 == 0 ? (x >> 24) : (x >> 24) % 2, 4);
+                le_put64(o + i, (x & 0xff) % (CAPACITY + 4));
+                le_put32(o + i + 8, (uint32_t)((x >> 8) % 24));
+                le_put32(o + i + 12, (uint32_t)((x >> 16) % 8 == 0 ? (x >> 24) : (x >> 24) % 2));
             }
         }
         /* The writable area: data then the status byte. */

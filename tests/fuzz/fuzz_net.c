@@ -38,6 +38,7 @@
 
 #include "../unit/virtio/vdriver.h"
 #include "virtio/net_backend.h"
+#include "vmm/le.h"
 
 #define RAM (4ull << 20)
 #define ARENA (256u << 10)
@@ -211,11 +212,10 @@ struct seed {
 
 static void put(struct seed *s, unsigned v, unsigned bytes)
 {
-    for (unsigned i = 0; i < bytes; i++) {
-        if (s->len == sizeof(s->buf))
-            abort();
-        s->buf[s->len++] = (uint8_t)(v >> (8 * i));
-    }
+    if (bytes > sizeof(s->buf) - s->len)
+        abort();
+    le_put(s->buf + s->len, bytes, v);
+    s->len += bytes;
 }
 
 /* One chain of nseg arena segments of len bytes each, at off, off + len, ... */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "pci/msix.h"
+#include "vmm/le.h"
 
 #define NVEC 8
 #define BAR0_SIZE 0x4000u
@@ -180,18 +181,13 @@ static void fake_irq_set(void *opaque, unsigned gsi, bool level)
 
 /* ---------------------------------------------------------------- the target */
 
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static const uint32_t widths[4] = {1, 2, 4, 8};
 
 static void poke(struct bus *bus, uint64_t addr, uint32_t len, bool write, uint32_t v)
 {
     uint8_t b[8];
-    for (unsigned i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (8 * (i % 4)));
+    le_put32(b, v);
+    le_put32(b + 4, v);
     bus_dispatch(bus, addr, b, len, write);
 }
 
@@ -230,7 +226,7 @@ static void run(const uint8_t *data, size_t size, struct fuzz_result *res)
         size_t have = size - r * REC < REC ? size - r * REC : REC;
         memcpy(rec, data + r * REC, have);
         uint8_t a = rec[1], b = rec[2], c = rec[3];
-        uint32_t v = get32(rec + 4);
+        uint32_t v = le_get32(rec + 4);
         uint64_t bar0 = dev.pci.bar_mapped_at[0] ? dev.pci.bar_mapped_at[0] : PCI_MMIO_BASE;
         uint64_t bar1 = dev.pci.bar_mapped_at[1] ? dev.pci.bar_mapped_at[1] : PCI_IO_BASE;
         switch (rec[0] % OP_COUNT) {
@@ -252,8 +248,8 @@ static void run(const uint8_t *data, size_t size, struct fuzz_result *res)
                 poke(&pio, port, len, true, v);
             } else {
                 bus_dispatch(&pio, port, buf, len, false);
-                if (port == 0xcfc && len == 4 && (get32(buf) & 0xffff) == 0x8086)
-                    res->host_ident = get32(buf);
+                if (port == 0xcfc && len == 4 && (le_get32(buf) & 0xffff) == 0x8086)
+                    res->host_ident = le_get32(buf);
             }
             break;
         }
@@ -322,7 +318,7 @@ static void run(const uint8_t *data, size_t size, struct fuzz_result *res)
     }
     uint8_t pba[8];
     msix_pba_access(dev.msix, 0, pba, 8, false);
-    require(pba[1] == 0 && get32(pba + 4) == 0, "no pending bit past the last vector");
+    require(pba[1] == 0 && le_get32(pba + 4) == 0, "no pending bit past the last vector");
     for (unsigned v = 0; v < NVEC; v++) {
         int fd = msix_vector_fd(dev.msix, v);
         require((fd >= 0) == msix_enabled(dev.msix), "vector fds while enabled");
@@ -366,8 +362,7 @@ static void rec(struct seed *s, uint8_t op, uint8_t a, uint8_t b, uint8_t c, uin
     p[1] = a;
     p[2] = b;
     p[3] = c;
-    for (int i = 0; i < 4; i++)
-        p[4 + i] = (uint8_t)(v >> (8 * i));
+    le_put32(p + 4, v);
     s->len += REC;
 }
 

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "virtio/virtqueue.h"
+#include "vmm/le.h"
 
 #define HDR_SIZE 16u
 #define RAM_GPA 0x1000ull
@@ -37,11 +38,6 @@ struct fuzz_result {
     unsigned pops;
     bool broken;
 };
-
-static uint16_t le16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
 
 /* A failed invariant is a bug: stop like a sanitizer would, so the driver keeps the input. */
 static void require(int cond, const char *what)
@@ -108,7 +104,7 @@ static void exercise(struct virtq *q, uint8_t *ram, size_t ram_size, uint8_t *hi
     }
     if (!q->broken && n) {
         const uint8_t *u = guest_mem_ptr(q->mem, q->used_gpa, 4);
-        require(u && le16(u + 2) == (uint16_t)(start + n), "used->idx published");
+        require(u && le_get16(u + 2) == (uint16_t)(start + n), "used->idx published");
         (void)virtq_should_notify(q);
         (void)virtq_notifications(q, true);
         require(virtq_push(q, q->size, 0) == -EIO && q->broken, "push of a bad head breaks");
@@ -122,8 +118,8 @@ static void run(const uint8_t *data, size_t size, struct fuzz_result *res)
         return;
     const uint16_t qsize = (uint16_t)(1u << (data[0] % 11));
     const bool event_idx = data[1] & 1, indirect = data[1] & 2, raw = data[1] & 4;
-    uint64_t desc = RAM_GPA + le16(data + 4), avail = RAM_GPA + le16(data + 6),
-             used = RAM_GPA + le16(data + 8);
+    uint64_t desc = RAM_GPA + le_get16(data + 4), avail = RAM_GPA + le_get16(data + 6),
+             used = RAM_GPA + le_get16(data + 8);
     if (!raw) {
         desc &= ~15ull;
         avail &= ~1ull;
@@ -144,7 +140,7 @@ static void run(const uint8_t *data, size_t size, struct fuzz_result *res)
     virtq_init(&q, &mem);
     res->setup_rc = virtq_setup(&q, qsize, desc, avail, used, event_idx, indirect);
     if (res->setup_rc == 0) {
-        q.last_avail = q.used_idx = le16(data + 2);
+        q.last_avail = q.used_idx = le_get16(data + 2);
         exercise(&q, ram, ram_size, hi, res);
     } else {
         struct virtq_req *r = malloc(sizeof(*r));
@@ -185,8 +181,7 @@ static void put(struct seed *s, size_t off, uint64_t v, unsigned bytes)
     off += HDR_SIZE;
     if (off + bytes > sizeof(s->buf))
         abort();
-    for (unsigned i = 0; i < bytes; i++)
-        s->buf[off + i] = (uint8_t)(v >> (8 * i));
+    le_put(s->buf + off, bytes, v);
     if (off + bytes > s->len)
         s->len = off + bytes;
 }
@@ -201,14 +196,10 @@ static void seed_init(struct seed *s, unsigned log2, uint8_t flags, uint16_t sta
     s->avail_idx = start;
     s->buf[0] = (uint8_t)log2;
     s->buf[1] = flags;
-    s->buf[2] = (uint8_t)start;
-    s->buf[3] = (uint8_t)(start >> 8);
-    s->buf[4] = (uint8_t)s->desc;
-    s->buf[5] = (uint8_t)(s->desc >> 8);
-    s->buf[6] = (uint8_t)s->avail;
-    s->buf[7] = (uint8_t)(s->avail >> 8);
-    s->buf[8] = (uint8_t)s->used;
-    s->buf[9] = (uint8_t)(s->used >> 8);
+    le_put16(s->buf + 2, start);
+    le_put16(s->buf + 4, s->desc);
+    le_put16(s->buf + 6, s->avail);
+    le_put16(s->buf + 8, s->used);
     s->len = HDR_SIZE;
     put(s, ram - 1, 0, 1); /* RAM size */
     put(s, s->used + 2, start, 2);

@@ -72,24 +72,6 @@ struct boot_config fx_config(const struct fx_vm *vm, const uint8_t *kernel, size
     };
 }
 
-void fx_wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-void fx_wr32(uint8_t *p, uint32_t v)
-{
-    fx_wr16(p, (uint16_t)v);
-    fx_wr16(p + 2, (uint16_t)(v >> 16));
-}
-
-void fx_wr64(uint8_t *p, uint64_t v)
-{
-    fx_wr32(p, (uint32_t)v);
-    fx_wr32(p + 4, (uint32_t)(v >> 32));
-}
-
 bool fx_clean_result(int rc, const char *err)
 {
     if (rc == 0)
@@ -170,22 +152,22 @@ size_t fx_bz_build(uint8_t *buf, size_t cap, const struct fx_bz *o)
     memset(buf, 0, size);
     /* The fields a real arch/x86/boot/header.S lays out, at their boot.rst offsets. */
     buf[0x1f1] = o->setup_sects;
-    fx_wr32(buf + 0x1f4, o->syssize ? o->syssize : (o->payload + 15) / 16);
-    fx_wr16(buf + 0x1fa, 0xffff); /* vid_mode "normal" */
-    fx_wr16(buf + 0x1fe, 0xaa55);
+    le_put32(buf + 0x1f4, o->syssize ? o->syssize : (o->payload + 15) / 16);
+    le_put16(buf + 0x1fa, 0xffff); /* vid_mode "normal" */
+    le_put16(buf + 0x1fe, 0xaa55);
     buf[0x200] = 0xeb;
     buf[0x201] = 0x6a; /* header ends at 0x26c, as in 2.15 */
     memcpy(buf + 0x202, "HdrS", 4);
-    fx_wr16(buf + 0x206, o->version);
+    le_put16(buf + 0x206, o->version);
     buf[0x211] = o->loadflags;
-    fx_wr32(buf + 0x214, 0x100000);
-    fx_wr32(buf + 0x22c, o->initrd_addr_max);
-    fx_wr32(buf + 0x230, o->kernel_alignment);
+    le_put32(buf + 0x214, 0x100000);
+    le_put32(buf + 0x22c, o->initrd_addr_max);
+    le_put32(buf + 0x230, o->kernel_alignment);
     buf[0x234] = o->relocatable;
-    fx_wr16(buf + 0x236, o->xloadflags);
-    fx_wr32(buf + 0x238, o->cmdline_size);
-    fx_wr64(buf + 0x258, o->pref_address);
-    fx_wr32(buf + 0x260, o->init_size);
+    le_put16(buf + 0x236, o->xloadflags);
+    le_put32(buf + 0x238, o->cmdline_size);
+    le_put64(buf + 0x258, o->pref_address);
+    le_put32(buf + 0x260, o->init_size);
     for (size_t i = 0; i < (size_t)o->payload + o->trailer; i++)
         buf[setup + i] = fx_pattern(i);
     return size;
@@ -227,9 +209,9 @@ struct fx_elf fx_mb_elf_default(void)
 
 static void put_mb_header(uint8_t *p, uint32_t flags)
 {
-    fx_wr32(p, 0x1badb002u);
-    fx_wr32(p + 4, flags);
-    fx_wr32(p + 8, (uint32_t)(0u - 0x1badb002u - flags));
+    le_put32(p, 0x1badb002u);
+    le_put32(p + 4, flags);
+    le_put32(p + 8, (uint32_t)(0u - 0x1badb002u - flags));
 }
 
 size_t fx_elf_build(uint8_t *buf, size_t cap, const struct fx_elf *o)
@@ -250,27 +232,27 @@ size_t fx_elf_build(uint8_t *buf, size_t cap, const struct fx_elf *o)
     buf[4] = o->is64 ? 2 : 1;
     buf[5] = 1; /* little-endian */
     buf[6] = 1;
-    fx_wr16(buf + 16, o->type);
-    fx_wr16(buf + 18, o->machine);
-    fx_wr32(buf + 20, 1);
+    le_put16(buf + 16, o->type);
+    le_put16(buf + 18, o->machine);
+    le_put32(buf + 20, 1);
     if (o->is64) {
-        fx_wr64(buf + 24, o->e_entry);
-        fx_wr64(buf + 32, FX_ELF_PHOFF);
-        fx_wr64(buf + 40, o->note_in_section ? shoff : 0);
-        fx_wr16(buf + 52, 64);
-        fx_wr16(buf + 54, (uint16_t)phent);
-        fx_wr16(buf + 56, (uint16_t)phnum);
-        fx_wr16(buf + 58, (uint16_t)shent);
-        fx_wr16(buf + 60, o->note_in_section ? 2 : 0);
+        le_put64(buf + 24, o->e_entry);
+        le_put64(buf + 32, FX_ELF_PHOFF);
+        le_put64(buf + 40, o->note_in_section ? shoff : 0);
+        le_put16(buf + 52, 64);
+        le_put16(buf + 54, (uint16_t)phent);
+        le_put16(buf + 56, (uint16_t)phnum);
+        le_put16(buf + 58, (uint16_t)shent);
+        le_put16(buf + 60, o->note_in_section ? 2 : 0);
     } else {
-        fx_wr32(buf + 24, (uint32_t)o->e_entry);
-        fx_wr32(buf + 28, 52);
-        fx_wr32(buf + 32, o->note_in_section ? (uint32_t)shoff : 0);
-        fx_wr16(buf + 40, 52);
-        fx_wr16(buf + 42, (uint16_t)phent);
-        fx_wr16(buf + 44, (uint16_t)phnum);
-        fx_wr16(buf + 46, (uint16_t)shent);
-        fx_wr16(buf + 48, o->note_in_section ? 2 : 0);
+        le_put32(buf + 24, (uint32_t)o->e_entry);
+        le_put32(buf + 28, 52);
+        le_put32(buf + 32, o->note_in_section ? (uint32_t)shoff : 0);
+        le_put16(buf + 40, 52);
+        le_put16(buf + 42, (uint16_t)phent);
+        le_put16(buf + 44, (uint16_t)phnum);
+        le_put16(buf + 46, (uint16_t)shent);
+        le_put16(buf + 48, o->note_in_section ? 2 : 0);
     }
 
     /* PT_LOAD, then PT_NOTE. */
@@ -283,37 +265,37 @@ size_t fx_elf_build(uint8_t *buf, size_t cap, const struct fx_elf *o)
         uint64_t fsz = i == 0 ? o->filesz : note_len, msz = i == 0 ? o->memsz : note_len;
         uint64_t align = i == 0 ? 0x1000 : 4;
         if (o->is64) {
-            fx_wr32(ph, type);
-            fx_wr32(ph + 4, i == 0 ? 7 : 4);
-            fx_wr64(ph + 8, off);
-            fx_wr64(ph + 16, va);
-            fx_wr64(ph + 24, pa);
-            fx_wr64(ph + 32, fsz);
-            fx_wr64(ph + 40, msz);
-            fx_wr64(ph + 48, align);
+            le_put32(ph, type);
+            le_put32(ph + 4, i == 0 ? 7 : 4);
+            le_put64(ph + 8, off);
+            le_put64(ph + 16, va);
+            le_put64(ph + 24, pa);
+            le_put64(ph + 32, fsz);
+            le_put64(ph + 40, msz);
+            le_put64(ph + 48, align);
         } else {
-            fx_wr32(ph, type);
-            fx_wr32(ph + 4, (uint32_t)off);
-            fx_wr32(ph + 8, (uint32_t)va);
-            fx_wr32(ph + 12, (uint32_t)pa);
-            fx_wr32(ph + 16, (uint32_t)fsz);
-            fx_wr32(ph + 20, (uint32_t)msz);
-            fx_wr32(ph + 24, i == 0 ? 7 : 4);
-            fx_wr32(ph + 28, (uint32_t)align);
+            le_put32(ph, type);
+            le_put32(ph + 4, (uint32_t)off);
+            le_put32(ph + 8, (uint32_t)va);
+            le_put32(ph + 12, (uint32_t)pa);
+            le_put32(ph + 16, (uint32_t)fsz);
+            le_put32(ph + 20, (uint32_t)msz);
+            le_put32(ph + 24, i == 0 ? 7 : 4);
+            le_put32(ph + 28, (uint32_t)align);
         }
     }
 
     if (o->pvh_descsz) {
         /* Elf_Nhdr, then "Xen\0", then the entry (XEN_ELFNOTE_PHYS32_ENTRY = 18). */
         uint8_t *n = buf + FX_ELF_NOTE_OFF;
-        fx_wr32(n, 4);
-        fx_wr32(n + 4, o->pvh_descsz);
-        fx_wr32(n + 8, 18);
+        le_put32(n, 4);
+        le_put32(n + 4, o->pvh_descsz);
+        le_put32(n + 8, 18);
         memcpy(n + 12, "Xen", 4);
         if (o->pvh_descsz >= 8)
-            fx_wr64(n + 16, o->pvh_entry);
+            le_put64(n + 16, o->pvh_entry);
         else if (o->pvh_descsz >= 4)
-            fx_wr32(n + 16, (uint32_t)o->pvh_entry);
+            le_put32(n + 16, (uint32_t)o->pvh_entry);
     }
 
     for (uint64_t i = 0; i < o->filesz; i++)
@@ -324,15 +306,15 @@ size_t fx_elf_build(uint8_t *buf, size_t cap, const struct fx_elf *o)
     if (o->note_in_section) {
         /* Section 0 is the null section; section 1 is the note. */
         uint8_t *sh = buf + shoff + shent;
-        fx_wr32(sh + 4, 7); /* SHT_NOTE */
+        le_put32(sh + 4, 7); /* SHT_NOTE */
         if (o->is64) {
-            fx_wr64(sh + 24, FX_ELF_NOTE_OFF);
-            fx_wr64(sh + 32, note_len);
-            fx_wr64(sh + 48, 4);
+            le_put64(sh + 24, FX_ELF_NOTE_OFF);
+            le_put64(sh + 32, note_len);
+            le_put64(sh + 48, 4);
         } else {
-            fx_wr32(sh + 16, FX_ELF_NOTE_OFF);
-            fx_wr32(sh + 20, (uint32_t)note_len);
-            fx_wr32(sh + 32, 4);
+            le_put32(sh + 16, FX_ELF_NOTE_OFF);
+            le_put32(sh + 20, (uint32_t)note_len);
+            le_put32(sh + 32, 4);
         }
     }
     return size;
@@ -361,10 +343,10 @@ size_t fx_aout_build(uint8_t *buf, size_t cap, const struct fx_aout *o)
         buf[i] = fx_pattern(i);
     uint8_t *h = buf + o->hdr_off;
     put_mb_header(h, (1u << 16) | 0x3 | o->extra_flags);
-    fx_wr32(h + 12, o->header_addr);
-    fx_wr32(h + 16, o->load_addr);
-    fx_wr32(h + 20, o->load_end_addr);
-    fx_wr32(h + 24, o->bss_end_addr);
-    fx_wr32(h + 28, o->entry_addr);
+    le_put32(h + 12, o->header_addr);
+    le_put32(h + 16, o->load_addr);
+    le_put32(h + 20, o->load_end_addr);
+    le_put32(h + 24, o->bss_end_addr);
+    le_put32(h + 28, o->entry_addr);
     return o->file_size;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "boot/boot.h"
+#include "vmm/le.h" /* le_get16 .. le_put64 for the images' headers */
 
 /* ---------------------------------------------------------------- guest RAM */
 
@@ -29,25 +30,6 @@ void fx_vm_destroy(struct fx_vm *vm);
 uint8_t *fx_gpa(const struct fx_vm *vm, uint64_t gpa, uint64_t len);
 /* A config for kernel bytes with no initrd, no cmdline, no RSDP. */
 struct boot_config fx_config(const struct fx_vm *vm, const uint8_t *kernel, size_t size);
-
-static inline uint16_t fx_rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static inline uint32_t fx_rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t fx_rd64(const uint8_t *p)
-{
-    return (uint64_t)fx_rd32(p) | (uint64_t)fx_rd32(p + 4) << 32;
-}
-
-void fx_wr16(uint8_t *p, uint16_t v);
-void fx_wr32(uint8_t *p, uint32_t v);
-void fx_wr64(uint8_t *p, uint64_t v);
 
 /* The byte a payload holds at offset i, so tests can check what was copied. */
 static inline uint8_t fx_pattern(uint64_t i)

@@ -99,47 +99,47 @@ static void valid_64bit_kernel(void)
 
     /* The GDT in memory matches the cached segments. */
     const uint8_t *gdt = fx_gpa(&vm64, BOOT_GDT_ADDR, 40);
-    CHECK_EQ(fx_rd64(gdt), 0);
-    CHECK_EQ(fx_rd64(gdt + 0x10), 0x00af9b000000ffffull);
-    CHECK_EQ(fx_rd64(gdt + 0x18), 0x00cf93000000ffffull);
-    CHECK_EQ(fx_rd64(gdt + 0x20), 0x00008b0000000067ull);
+    CHECK_EQ(le_get64(gdt), 0);
+    CHECK_EQ(le_get64(gdt + 0x10), 0x00af9b000000ffffull);
+    CHECK_EQ(le_get64(gdt + 0x18), 0x00cf93000000ffffull);
+    CHECK_EQ(le_get64(gdt + 0x20), 0x00008b0000000067ull);
 
     /* Identity map of 4 GiB with 2 MiB pages. */
-    CHECK_EQ(fx_rd64(fx_gpa(&vm64, BOOT_PML4_ADDR, 8)), BOOT_PDPT_ADDR | 3);
-    CHECK_EQ(fx_rd64(fx_gpa(&vm64, BOOT_PDPT_ADDR + 24, 8)), (BOOT_PD_ADDR + 0x3000) | 3);
-    CHECK_EQ(fx_rd64(fx_gpa(&vm64, BOOT_PD_ADDR + 8, 8)), 0x200083);
-    CHECK_EQ(fx_rd64(fx_gpa(&vm64, BOOT_PD_ADDR + 0x3ff8, 8)), 0xffe00083ull);
+    CHECK_EQ(le_get64(fx_gpa(&vm64, BOOT_PML4_ADDR, 8)), BOOT_PDPT_ADDR | 3);
+    CHECK_EQ(le_get64(fx_gpa(&vm64, BOOT_PDPT_ADDR + 24, 8)), (BOOT_PD_ADDR + 0x3000) | 3);
+    CHECK_EQ(le_get64(fx_gpa(&vm64, BOOT_PD_ADDR + 8, 8)), 0x200083);
+    CHECK_EQ(le_get64(fx_gpa(&vm64, BOOT_PD_ADDR + 0x3ff8, 8)), 0xffe00083ull);
 
     /* The zero page. */
     const uint8_t *zp = fx_gpa(&vm64, BOOT_PARAMS_ADDR, 0x1000);
     CHECK(memcmp(zp + 0x202, "HdrS", 4) == 0, "setup header copied");
-    CHECK_EQ(fx_rd16(zp + 0x206), 0x020f);
-    CHECK_EQ(fx_rd16(zp + 0x1fe), 0xaa55);
-    CHECK_EQ(fx_rd32(zp + 0x238), 2047);
+    CHECK_EQ(le_get16(zp + 0x206), 0x020f);
+    CHECK_EQ(le_get16(zp + 0x1fe), 0xaa55);
+    CHECK_EQ(le_get32(zp + 0x238), 2047);
     CHECK_EQ(zp[0x1ef], 0); /* sentinel stays zero: only the header was copied */
     CHECK_EQ(zp[0x210], 0xff);
-    CHECK_EQ(fx_rd32(zp + 0x214), 0x1000000);
-    CHECK_EQ(fx_rd32(zp + 0x228), BOOT_CMDLINE_ADDR);
+    CHECK_EQ(le_get32(zp + 0x214), 0x1000000);
+    CHECK_EQ(le_get32(zp + 0x228), BOOT_CMDLINE_ADDR);
     CHECK(strcmp((const char *)fx_gpa(&vm64, BOOT_CMDLINE_ADDR, 28),
                  "console=ttyS0 root=/dev/vda") == 0,
           "command line written");
     /* The initrd: as high as possible (end of the 64 MiB of RAM), page aligned. */
-    CHECK_EQ(fx_rd32(zp + 0x218), 64 * MiB - 0x3000);
-    CHECK_EQ(fx_rd32(zp + 0x21c), 0x3000);
-    CHECK_EQ(fx_rd32(zp + 0x0c0), 0);
-    CHECK_EQ(fx_rd32(zp + 0x0c4), 0);
+    CHECK_EQ(le_get32(zp + 0x218), 64 * MiB - 0x3000);
+    CHECK_EQ(le_get32(zp + 0x21c), 0x3000);
+    CHECK_EQ(le_get32(zp + 0x0c0), 0);
+    CHECK_EQ(le_get32(zp + 0x0c4), 0);
     CHECK_EQ(res.initrd_addr, 64 * MiB - 0x3000);
     CHECK(memcmp(fx_gpa(&vm64, 64 * MiB - 0x3000, 0x3000), initrd, sizeof(initrd)) == 0,
           "initrd copied");
-    CHECK_EQ(fx_rd64(zp + 0x070), 0xe0000); /* acpi_rsdp_addr: protocol 2.14+ */
+    CHECK_EQ(le_get64(zp + 0x070), 0xe0000); /* acpi_rsdp_addr: protocol 2.14+ */
     CHECK_EQ(zp[0x1e8], 3);
-    CHECK_EQ(fx_rd64(zp + 0x2d0), 0);
-    CHECK_EQ(fx_rd64(zp + 0x2d0 + 8), 0x9fc00);
-    CHECK_EQ(fx_rd32(zp + 0x2d0 + 16), 1);
-    CHECK_EQ(fx_rd64(zp + 0x2d0 + 20), 0x9fc00);
-    CHECK_EQ(fx_rd32(zp + 0x2d0 + 36), 2);
-    CHECK_EQ(fx_rd64(zp + 0x2d0 + 40), 0x100000);
-    CHECK_EQ(fx_rd64(zp + 0x2d0 + 48), 63 * MiB);
+    CHECK_EQ(le_get64(zp + 0x2d0), 0);
+    CHECK_EQ(le_get64(zp + 0x2d0 + 8), 0x9fc00);
+    CHECK_EQ(le_get32(zp + 0x2d0 + 16), 1);
+    CHECK_EQ(le_get64(zp + 0x2d0 + 20), 0x9fc00);
+    CHECK_EQ(le_get32(zp + 0x2d0 + 36), 2);
+    CHECK_EQ(le_get64(zp + 0x2d0 + 40), 0x100000);
+    CHECK_EQ(le_get64(zp + 0x2d0 + 48), 63 * MiB);
 
     /* Nothing written below 0x1000 or in [0x9f000, 1 MiB), where ACPI tables live. */
     bool untouched = true;
@@ -174,7 +174,7 @@ static void entry_32bit_without_xlf_kernel_64(void)
     CHECK_EQ(st.crs.efer, 0);
     CHECK_EQ(st.segs.cs.l, 0);
     CHECK_EQ(st.segs.cs.db, 1);
-    CHECK_EQ(fx_rd64(fx_gpa(&vm64, BOOT_GDT_ADDR + 0x10, 8)), 0x00cf9b000000ffffull);
+    CHECK_EQ(le_get64(fx_gpa(&vm64, BOOT_GDT_ADDR + 0x10, 8)), 0x00cf9b000000ffffull);
 
     /* Before 2.12 there is no xloadflags: 32-bit even with the bit set in the image. */
     o = fx_bz_default();
@@ -191,11 +191,11 @@ static void version_2_06_uses_no_later_fields(void)
     /* Relocatable without pref_address: 1 MiB rounded up to kernel_alignment. */
     CHECK_EQ(res.kernel_start, 0x200000);
     CHECK_EQ(res.init_size, 0);
-    CHECK_EQ(fx_rd64(fx_gpa(&vm64, BOOT_PARAMS_ADDR + 0x70, 8)), 0);
+    CHECK_EQ(le_get64(fx_gpa(&vm64, BOOT_PARAMS_ADDR + 0x70, 8)), 0);
 
     o.version = 0x020d; /* 2.13: still no acpi_rsdp_addr */
     CHECK_EQ(load_opts(&o), 0);
-    CHECK_EQ(fx_rd64(fx_gpa(&vm64, BOOT_PARAMS_ADDR + 0x70, 8)), 0);
+    CHECK_EQ(le_get64(fx_gpa(&vm64, BOOT_PARAMS_ADDR + 0x70, 8)), 0);
 }
 
 static void non_relocatable_loads_at_1mib(void)
@@ -251,7 +251,7 @@ static void initrd_respects_initrd_addr_max(void)
     /* Odd sizes are placed page aligned, still ending below the limit. */
     CHECK_EQ(load(img, size, "", initrd, 0x4321), 0);
     CHECK_EQ(res.initrd_addr, 32 * MiB - 0x5000);
-    CHECK_EQ(fx_rd32(fx_gpa(&vm64, BOOT_PARAMS_ADDR + 0x21c, 4)), 0x4321);
+    CHECK_EQ(le_get32(fx_gpa(&vm64, BOOT_PARAMS_ADDR + 0x21c, 4)), 0x4321);
 
     /* The initrd never overlaps the kernel's init_size range [16 MiB, 20 MiB). */
     o.initrd_addr_max = 0x13fffff; /* 20 MiB - 1 */
@@ -303,10 +303,10 @@ static void initrd_above_4g_needs_ext_fields(void)
     const uint64_t want = 6 * GiB - size_initrd;
     CHECK_EQ(res.initrd_addr, want);
     const uint8_t *zp = fx_gpa(&big, BOOT_PARAMS_ADDR, 0x1000);
-    CHECK_EQ(fx_rd32(zp + 0x218), (uint32_t)want);
-    CHECK_EQ(fx_rd32(zp + 0x0c0), (uint32_t)(want >> 32));
-    CHECK_EQ(fx_rd32(zp + 0x21c), (uint32_t)size_initrd);
-    CHECK_EQ(fx_rd32(zp + 0x0c4), 0);
+    CHECK_EQ(le_get32(zp + 0x218), (uint32_t)want);
+    CHECK_EQ(le_get32(zp + 0x0c0), (uint32_t)(want >> 32));
+    CHECK_EQ(le_get32(zp + 0x21c), (uint32_t)size_initrd);
+    CHECK_EQ(le_get32(zp + 0x0c4), 0);
     CHECK_EQ(zp[0x1e8], 4);
     CHECK_EQ(fx_gpa(&big, want + size_initrd - 1, 1)[0], 0x5a);
 
@@ -380,7 +380,7 @@ static void corrupt_headers(void)
     /* syssize 0 in the header (the builder's 0 means "compute", so poke it). */
     o = fx_bz_default();
     size = fx_bz_build(img, sizeof(img), &o);
-    fx_wr32(img + 0x1f4, 0);
+    le_put32(img + 0x1f4, 0);
     CHECK_EQ(load(img, size, "", NULL, 0), -ENOEXEC);
     CHECK(err_has("syssize is 0"), "%s", err);
 
@@ -484,7 +484,7 @@ static void e820_limits(void)
     CHECK_EQ(boot_load(&cfg, &st, &res, err, sizeof(err)), 0);
     CHECK_EQ(fx_gpa(&vm64, BOOT_PARAMS_ADDR + 0x1e8, 1)[0], 128);
     const uint8_t *last = fx_gpa(&vm64, BOOT_PARAMS_ADDR + 0x2d0 + 127 * 20, 20);
-    CHECK_EQ(fx_rd64(last), 0xd0000000ull + 127 * 0x1000);
+    CHECK_EQ(le_get64(last), 0xd0000000ull + 127 * 0x1000);
     cfg.e820_count = BOOT_E820_MAX + 1;
     CHECK_EQ(boot_load(&cfg, &st, &res, err, sizeof(err)), -EINVAL);
     CHECK(err_has("129 entries"), "%s", err);

@@ -53,33 +53,33 @@ static bool err_has(const char *s)
 static void check_mbi(bool with_initrd, uint64_t initrd_size)
 {
     const uint8_t *mbi = fx_gpa(&vm, BOOT_PARAMS_ADDR, 116);
-    CHECK_EQ(fx_rd32(mbi), (1u << 0) | (1u << 2) | (1u << 3) | (1u << 6) | (1u << 9));
-    CHECK_EQ(fx_rd32(mbi + 4), 639);       /* [0, 0x9fc00) in KiB */
-    CHECK_EQ(fx_rd32(mbi + 8), 63 * 1024); /* [1 MiB, 64 MiB) in KiB */
-    CHECK_EQ(fx_rd32(mbi + 16), BOOT_CMDLINE_ADDR);
-    CHECK_EQ(fx_rd32(mbi + 20), with_initrd ? 1 : 0);
-    CHECK_EQ(fx_rd32(mbi + 24), BOOT_MODS_ADDR);
-    CHECK_EQ(fx_rd32(mbi + 44), 3 * 24);
-    CHECK_EQ(fx_rd32(mbi + 48), BOOT_MMAP_ADDR);
-    const char *name = (const char *)fx_gpa(&vm, fx_rd32(mbi + 64), 9);
+    CHECK_EQ(le_get32(mbi), (1u << 0) | (1u << 2) | (1u << 3) | (1u << 6) | (1u << 9));
+    CHECK_EQ(le_get32(mbi + 4), 639);       /* [0, 0x9fc00) in KiB */
+    CHECK_EQ(le_get32(mbi + 8), 63 * 1024); /* [1 MiB, 64 MiB) in KiB */
+    CHECK_EQ(le_get32(mbi + 16), BOOT_CMDLINE_ADDR);
+    CHECK_EQ(le_get32(mbi + 20), with_initrd ? 1 : 0);
+    CHECK_EQ(le_get32(mbi + 24), BOOT_MODS_ADDR);
+    CHECK_EQ(le_get32(mbi + 44), 3 * 24);
+    CHECK_EQ(le_get32(mbi + 48), BOOT_MMAP_ADDR);
+    const char *name = (const char *)fx_gpa(&vm, le_get32(mbi + 64), 9);
     CHECK(strcmp(name, "revirter") == 0, "boot_loader_name %s", name);
 
     const uint8_t *mm = fx_gpa(&vm, BOOT_MMAP_ADDR, 3 * 24);
-    CHECK_EQ(fx_rd32(mm), 20); /* size excludes itself */
-    CHECK_EQ(fx_rd64(mm + 4), 0);
-    CHECK_EQ(fx_rd64(mm + 12), 0x9fc00);
-    CHECK_EQ(fx_rd32(mm + 20), 1);
-    CHECK_EQ(fx_rd32(mm + 24 + 20), 2);
-    CHECK_EQ(fx_rd64(mm + 48 + 4), 0x100000);
-    CHECK_EQ(fx_rd64(mm + 48 + 12), 63 * MiB);
+    CHECK_EQ(le_get32(mm), 20); /* size excludes itself */
+    CHECK_EQ(le_get64(mm + 4), 0);
+    CHECK_EQ(le_get64(mm + 12), 0x9fc00);
+    CHECK_EQ(le_get32(mm + 20), 1);
+    CHECK_EQ(le_get32(mm + 24 + 20), 2);
+    CHECK_EQ(le_get64(mm + 48 + 4), 0x100000);
+    CHECK_EQ(le_get64(mm + 48 + 12), 63 * MiB);
 
     if (with_initrd) {
         const uint8_t *mod = fx_gpa(&vm, BOOT_MODS_ADDR, 16);
-        uint32_t start = fx_rd32(mod);
+        uint32_t start = le_get32(mod);
         CHECK_EQ(start % 4096, 0);
         CHECK_EQ(start, (64 * MiB - initrd_size) & ~0xfffull);
-        CHECK_EQ(fx_rd32(mod + 4), start + initrd_size); /* mod_end is exclusive */
-        const char *s = (const char *)fx_gpa(&vm, fx_rd32(mod + 8), 7);
+        CHECK_EQ(le_get32(mod + 4), start + initrd_size); /* mod_end is exclusive */
+        const char *s = (const char *)fx_gpa(&vm, le_get32(mod + 8), 7);
         CHECK(strcmp(s, "initrd") == 0, "module string %s", s);
     }
 }
@@ -102,7 +102,7 @@ static void valid_elf32(void)
 
     /* Segment copied (the header overwrote the first 12 pattern bytes), bss zeroed. */
     const uint8_t *p = fx_gpa(&vm, 0x100000, 0x2000);
-    CHECK_EQ(fx_rd32(p), 0x1badb002);
+    CHECK_EQ(le_get32(p), 0x1badb002);
     bool same = true, zero = true;
     for (unsigned i = 12; i < 0x800; i++)
         same &= p[i] == fx_pattern(i);
@@ -293,7 +293,7 @@ static void header_search_and_flags(void)
     /* ELF problems are reported as multiboot's. */
     e.filesz = 0x800;
     size = build_elf(&e);
-    fx_wr32(img + 52 + 16, 0x900); /* p_filesz past EOF */
+    le_put32(img + 52 + 16, 0x900); /* p_filesz past EOF */
     CHECK_EQ(load_mb(img, size), -ENOEXEC);
     CHECK(err_has("multiboot: truncated: segment 0"), "%s", err);
 }

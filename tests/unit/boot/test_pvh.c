@@ -93,39 +93,39 @@ static void valid_pvh_vmlinux(void)
     CHECK_EQ(st.segs.tr.type, 0xb);
 
     const uint8_t *si = fx_gpa(&vm, BOOT_PARAMS_ADDR, 56);
-    CHECK_EQ(fx_rd32(si), 0x336ec578);
-    CHECK_EQ(fx_rd32(si + 4), 1);
-    CHECK_EQ(fx_rd32(si + 8), 0);
-    CHECK_EQ(fx_rd32(si + 12), 1);
-    CHECK_EQ(fx_rd64(si + 16), BOOT_MODS_ADDR);
-    CHECK_EQ(fx_rd64(si + 24), BOOT_CMDLINE_ADDR);
-    CHECK_EQ(fx_rd64(si + 32), 0xf0000);
-    CHECK_EQ(fx_rd64(si + 40), BOOT_MMAP_ADDR);
-    CHECK_EQ(fx_rd32(si + 48), 3);
-    CHECK_EQ(fx_rd32(si + 52), 0);
+    CHECK_EQ(le_get32(si), 0x336ec578);
+    CHECK_EQ(le_get32(si + 4), 1);
+    CHECK_EQ(le_get32(si + 8), 0);
+    CHECK_EQ(le_get32(si + 12), 1);
+    CHECK_EQ(le_get64(si + 16), BOOT_MODS_ADDR);
+    CHECK_EQ(le_get64(si + 24), BOOT_CMDLINE_ADDR);
+    CHECK_EQ(le_get64(si + 32), 0xf0000);
+    CHECK_EQ(le_get64(si + 40), BOOT_MMAP_ADDR);
+    CHECK_EQ(le_get32(si + 48), 3);
+    CHECK_EQ(le_get32(si + 52), 0);
     CHECK(strcmp((const char *)fx_gpa(&vm, BOOT_CMDLINE_ADDR, 13), "console=hvc0") == 0, "cmdline");
 
     const uint8_t *mod = fx_gpa(&vm, BOOT_MODS_ADDR, 32);
-    CHECK_EQ(fx_rd64(mod), 64 * MiB - 0x2000);
-    CHECK_EQ(fx_rd64(mod + 8), sizeof(initrd));
-    CHECK_EQ(fx_rd64(mod + 16), 0);
+    CHECK_EQ(le_get64(mod), 64 * MiB - 0x2000);
+    CHECK_EQ(le_get64(mod + 8), sizeof(initrd));
+    CHECK_EQ(le_get64(mod + 16), 0);
     CHECK_EQ(res.initrd_addr, 64 * MiB - 0x2000);
     CHECK_EQ(fx_gpa(&vm, 64 * MiB - 0x2000 + 0x17ff, 1)[0], 0x77);
 
     const uint8_t *mm = fx_gpa(&vm, BOOT_MMAP_ADDR, 3 * 24);
-    CHECK_EQ(fx_rd64(mm), 0);
-    CHECK_EQ(fx_rd64(mm + 8), 0x9fc00);
-    CHECK_EQ(fx_rd32(mm + 16), 1);
-    CHECK_EQ(fx_rd32(mm + 20), 0);
-    CHECK_EQ(fx_rd64(mm + 24), 0x9fc00);
-    CHECK_EQ(fx_rd32(mm + 24 + 16), 2);
-    CHECK_EQ(fx_rd64(mm + 48), 0x100000);
-    CHECK_EQ(fx_rd64(mm + 48 + 8), 63 * MiB);
+    CHECK_EQ(le_get64(mm), 0);
+    CHECK_EQ(le_get64(mm + 8), 0x9fc00);
+    CHECK_EQ(le_get32(mm + 16), 1);
+    CHECK_EQ(le_get32(mm + 20), 0);
+    CHECK_EQ(le_get64(mm + 24), 0x9fc00);
+    CHECK_EQ(le_get32(mm + 24 + 16), 2);
+    CHECK_EQ(le_get64(mm + 48), 0x100000);
+    CHECK_EQ(le_get64(mm + 48 + 8), 63 * MiB);
 
     /* Without an initrd there are no modules. */
     CHECK_EQ(load_elf(&o), 0);
-    CHECK_EQ(fx_rd32(si + 12), 0);
-    CHECK_EQ(fx_rd64(si + 16), 0);
+    CHECK_EQ(le_get32(si + 12), 0);
+    CHECK_EQ(le_get64(si + 16), 0);
     CHECK_EQ(res.initrd_addr, 0);
 }
 
@@ -189,24 +189,24 @@ static void note_size_overflow(void)
     size_t size = build(&o);
     struct boot_config cfg = fx_config(&vm, img, size);
 
-    fx_wr32(img + FX_ELF_NOTE_OFF, 0xffffffff); /* namesz */
+    le_put32(img + FX_ELF_NOTE_OFF, 0xffffffff); /* namesz */
     CHECK_EQ(boot_pvh_load(&cfg, &st, &res, err, sizeof(err)), -ENOEXEC);
     CHECK(err_has("namesz 4294967295") && err_has("runs past its area"), "%s", err);
 
     size = build(&o);
-    fx_wr32(img + FX_ELF_NOTE_OFF + 4, 0xfffffffd); /* descsz */
+    le_put32(img + FX_ELF_NOTE_OFF + 4, 0xfffffffd); /* descsz */
     CHECK_EQ(boot_pvh_load(&cfg, &st, &res, err, sizeof(err)), -ENOEXEC);
     CHECK(err_has("descsz 4294967293"), "%s", err);
 
     /* The PT_NOTE segment itself runs past the file. */
     size = build(&o);
-    fx_wr64(img + FX_ELF_PHOFF + 56 + 32, 0xfffffffffffffff0ull); /* p_filesz of PT_NOTE */
+    le_put64(img + FX_ELF_PHOFF + 56 + 32, 0xfffffffffffffff0ull); /* p_filesz of PT_NOTE */
     CHECK_EQ(boot_pvh_load(&cfg, &st, &res, err, sizeof(err)), -ENOEXEC);
     CHECK(err_has("note area"), "%s", err);
     /* p_offset + p_filesz would wrap. */
     size = build(&o);
-    fx_wr64(img + FX_ELF_PHOFF + 56 + 8, 0xffffffffffffff00ull);
-    fx_wr64(img + FX_ELF_PHOFF + 56 + 32, 0x200);
+    le_put64(img + FX_ELF_PHOFF + 56 + 8, 0xffffffffffffff00ull);
+    le_put64(img + FX_ELF_PHOFF + 56 + 32, 0x200);
     CHECK_EQ(boot_pvh_load(&cfg, &st, &res, err, sizeof(err)), -ENOEXEC);
     CHECK(err_has("note area"), "%s", err);
 }
@@ -220,7 +220,7 @@ static void bad_segments(void)
     /* File bytes past EOF. */
     o.filesz = 0x800;
     size = build(&o);
-    fx_wr64(img + load_ph + 32, 0x900);
+    le_put64(img + load_ph + 32, 0x900);
     CHECK_EQ(load_raw(img, size, "", NULL, 0), -ENOEXEC);
     CHECK(err_has("PVH: truncated: segment 0 needs file bytes [0x100, 0xa00) but the file "
                   "has 2304"),
@@ -228,8 +228,8 @@ static void bad_segments(void)
 
     /* p_offset + p_filesz overflows. */
     size = build(&o);
-    fx_wr64(img + load_ph + 8, 0xfffffffffffff000ull);
-    fx_wr64(img + load_ph + 32, 0x1000);
+    le_put64(img + load_ph + 8, 0xfffffffffffff000ull);
+    le_put64(img + load_ph + 32, 0x1000);
     CHECK_EQ(load_raw(img, size, "", NULL, 0), -ENOEXEC);
     CHECK(err_has("p_offset 0xfffffffffffff000 + p_filesz 0x1000 overflows"), "%s", err);
 
@@ -264,14 +264,14 @@ static void bad_segments(void)
     /* p_paddr + p_memsz wraps. */
     o = fx_pvh_default();
     size = build(&o);
-    fx_wr64(img + load_ph + 24, 0xfffffffffffff000ull);
+    le_put64(img + load_ph + 24, 0xfffffffffffff000ull);
     CHECK_EQ(load_raw(img, size, "", NULL, 0), -ENOEXEC);
     CHECK(err_has("overflows"), "%s", err);
 
     /* No PT_LOAD with memory at all. */
     size = build(&o);
-    fx_wr64(img + load_ph + 40, 0);
-    fx_wr64(img + load_ph + 32, 0);
+    le_put64(img + load_ph + 40, 0);
+    le_put64(img + load_ph + 32, 0);
     CHECK_EQ(load_raw(img, size, "", NULL, 0), -ENOEXEC);
     CHECK(err_has("no loadable segment"), "%s", err);
 }
@@ -284,19 +284,19 @@ static void bad_elf_headers(void)
 
     size = build(&o);
     cfg = fx_config(&vm, img, size);
-    fx_wr64(img + 32, 0x100000); /* e_phoff past EOF */
+    le_put64(img + 32, 0x100000); /* e_phoff past EOF */
     CHECK_EQ(boot_pvh_load(&cfg, &st, &res, err, sizeof(err)), -ENOEXEC);
     CHECK(err_has("2 program headers at 0x100000 run past"), "%s", err);
-    fx_wr64(img + 32, 0xffffffffffffffc0ull); /* e_phoff + table wraps */
+    le_put64(img + 32, 0xffffffffffffffc0ull); /* e_phoff + table wraps */
     CHECK_EQ(boot_pvh_load(&cfg, &st, &res, err, sizeof(err)), -ENOEXEC);
 
     size = build(&o);
-    fx_wr16(img + 56, 0); /* e_phnum */
+    le_put16(img + 56, 0); /* e_phnum */
     CHECK_EQ(boot_pvh_load(&cfg, &st, &res, err, sizeof(err)), -ENOEXEC);
-    fx_wr16(img + 56, 0xffff); /* PN_XNUM */
+    le_put16(img + 56, 0xffff); /* PN_XNUM */
     CHECK_EQ(boot_pvh_load(&cfg, &st, &res, err, sizeof(err)), -ENOEXEC);
     size = build(&o);
-    fx_wr16(img + 54, 8); /* e_phentsize too small */
+    le_put16(img + 54, 8); /* e_phentsize too small */
     CHECK_EQ(boot_pvh_load(&cfg, &st, &res, err, sizeof(err)), -ENOEXEC);
 
     o.machine = 40; /* ARM */
@@ -323,11 +323,11 @@ static void bad_elf_headers(void)
     o.note_in_section = true;
     size = build(&o);
     cfg = fx_config(&vm, img, size);
-    fx_wr64(img + 40, size - 8); /* e_shoff: the table no longer fits */
+    le_put64(img + 40, size - 8); /* e_shoff: the table no longer fits */
     CHECK_EQ(boot_pvh_load(&cfg, &st, &res, err, sizeof(err)), -ENOEXEC);
     CHECK(err_has("no XEN_ELFNOTE_PHYS32_ENTRY"), "%s", err);
     size = build(&o);
-    fx_wr64(img + size - 64 + 24, 0xfffffffffffffff0ull); /* the note section's sh_offset */
+    le_put64(img + size - 64 + 24, 0xfffffffffffffff0ull); /* the note section's sh_offset */
     CHECK_EQ(boot_pvh_load(&cfg, &st, &res, err, sizeof(err)), -ENOEXEC);
     CHECK(err_has("note area"), "%s", err);
 

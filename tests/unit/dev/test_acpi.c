@@ -12,6 +12,7 @@
 
 #include "pci/pci.h"
 #include "vmm/acpi.h"
+#include "vmm/le.h"
 
 #define MEM_SIZE (2u << 20)
 
@@ -26,21 +27,6 @@ static void mem_setup(uint64_t size)
     CHECK(ram && guest_mem_add(&mem, 0, ram, size) == 0, "guest memory");
 }
 
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 /* A system description table at addr: in the area, whole, named sig, summing to 0. */
 static const uint8_t *sdt_at(uint64_t addr, const char *sig)
 {
@@ -49,7 +35,7 @@ static const uint8_t *sdt_at(uint64_t addr, const char *sig)
     const uint8_t *h = guest_mem_ptr(&mem, addr, 36);
     if (!h)
         return NULL;
-    uint32_t len = get32(h + 4);
+    uint32_t len = le_get32(h + 4);
     CHECK(len >= 36 && addr + len <= ACPI_AREA_END, "%s length %u", sig, len);
     const uint8_t *t = guest_mem_ptr(&mem, addr, len);
     if (!t)
@@ -118,16 +104,16 @@ static void parse(uint64_t rsdp, struct parsed *p)
     CHECK_EQ(acpi_checksum(r, 20), 0);
     CHECK_EQ(acpi_checksum(r, 36), 0);
     CHECK_EQ(r[15], 2);
-    CHECK_EQ(get32(r + 20), 36);
-    p->rsdt = sdt_at(get32(r + 16), "RSDT");
-    p->xsdt = sdt_at(get64(r + 24), "XSDT");
+    CHECK_EQ(le_get32(r + 20), 36);
+    p->rsdt = sdt_at(le_get32(r + 16), "RSDT");
+    p->xsdt = sdt_at(le_get64(r + 24), "XSDT");
     if (!p->xsdt || !p->rsdt)
         return;
-    uint32_t n = (get32(p->xsdt + 4) - 36) / 8;
-    CHECK_EQ(get32(p->rsdt + 4), 36 + 4 * n);
+    uint32_t n = (le_get32(p->xsdt + 4) - 36) / 8;
+    CHECK_EQ(le_get32(p->rsdt + 4), 36 + 4 * n);
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t a = get64(p->xsdt + 36 + 8 * i);
-        CHECK_EQ(get32(p->rsdt + 36 + 4 * i), a);
+        uint64_t a = le_get64(p->xsdt + 36 + 8 * i);
+        CHECK_EQ(le_get32(p->rsdt + 36 + 4 * i), a);
         const uint8_t *t = guest_mem_ptr(&mem, a, 4);
         if (t && memcmp(t, "FACP", 4) == 0)
             p->fadt = sdt_at(a, "FACP");
@@ -137,56 +123,56 @@ static void parse(uint64_t rsdp, struct parsed *p)
     CHECK(p->fadt && p->madt, "XSDT lists FADT and MADT");
     if (!p->fadt)
         return;
-    CHECK_EQ(get32(p->fadt + 40), get64(p->fadt + 140)); /* DSDT == X_DSDT */
-    p->dsdt = sdt_at(get64(p->fadt + 140), "DSDT");
-    uint32_t facs = get32(p->fadt + 36);
+    CHECK_EQ(le_get32(p->fadt + 40), le_get64(p->fadt + 140)); /* DSDT == X_DSDT */
+    p->dsdt = sdt_at(le_get64(p->fadt + 140), "DSDT");
+    uint32_t facs = le_get32(p->fadt + 36);
     CHECK(facs % 64 == 0 && facs >= ACPI_AREA_START && facs < ACPI_AREA_END, "FACS %#x", facs);
     p->facs = guest_mem_ptr(&mem, facs, 64);
-    CHECK(p->facs && memcmp(p->facs, "FACS", 4) == 0 && get32(p->facs + 4) == 64, "FACS");
+    CHECK(p->facs && memcmp(p->facs, "FACS", 4) == 0 && le_get32(p->facs + 4) == 64, "FACS");
 }
 
 static void check_fadt(const uint8_t *f)
 {
     struct acpi_ports io = ACPI_PORTS_DEFAULT;
-    CHECK_EQ(get32(f + 4), 276);
+    CHECK_EQ(le_get32(f + 4), 276);
     CHECK_EQ(f[8], 6);
     CHECK_EQ(f[131], 3);
-    CHECK_EQ(get16(f + 46), 9); /* SCI_INT */
-    CHECK_EQ(get32(f + 48), 0); /* SMI_CMD: ACPI permanently enabled */
-    CHECK_EQ(f[52] | f[53], 0); /* ACPI_ENABLE / ACPI_DISABLE */
-    CHECK_EQ(get32(f + 56), io.pm1a_evt);
-    CHECK_EQ(get32(f + 64), io.pm1a_cnt);
-    CHECK_EQ(get32(f + 76), io.pm_tmr);
+    CHECK_EQ(le_get16(f + 46), 9); /* SCI_INT */
+    CHECK_EQ(le_get32(f + 48), 0); /* SMI_CMD: ACPI permanently enabled */
+    CHECK_EQ(f[52] | f[53], 0);    /* ACPI_ENABLE / ACPI_DISABLE */
+    CHECK_EQ(le_get32(f + 56), io.pm1a_evt);
+    CHECK_EQ(le_get32(f + 64), io.pm1a_cnt);
+    CHECK_EQ(le_get32(f + 76), io.pm_tmr);
     CHECK_EQ(f[88], 4);
     CHECK_EQ(f[89], 2);
     CHECK_EQ(f[91], 4);
     CHECK_EQ(f[108], 0x32); /* CENTURY */
-    uint16_t boot = get16(f + 109);
+    uint16_t boot = le_get16(f + 109);
     CHECK_EQ(boot & 0x3, 0x3); /* legacy devices, 8042 */
     CHECK_EQ(boot & 0x20, 0);  /* CMOS RTC present */
-    uint32_t flags = get32(f + 112);
+    uint32_t flags = le_get32(f + 112);
     CHECK_EQ(flags & (1u << 20), 0); /* not hardware-reduced */
     CHECK(flags & (1u << 10), "RESET_REG_SUP");
     CHECK_EQ(flags & (1u << 4), 0); /* fixed power button present */
     /* RESET_REG: system I/O, 8 bits, port 0x60C (clear of PCI's 0xCF8-0xCFF), value 6. */
     CHECK_EQ(f[116], 1);
     CHECK_EQ(f[117], 8);
-    CHECK_EQ(get64(f + 120), 0x60c);
+    CHECK_EQ(le_get64(f + 120), 0x60c);
     CHECK_EQ(f[128], 0x06);
     /* X_ blocks agree with the 32-bit ones. */
-    CHECK_EQ(get64(f + 148 + 4), io.pm1a_evt);
+    CHECK_EQ(le_get64(f + 148 + 4), io.pm1a_evt);
     CHECK_EQ(f[148 + 1], 32);
-    CHECK_EQ(get64(f + 172 + 4), io.pm1a_cnt);
+    CHECK_EQ(le_get64(f + 172 + 4), io.pm1a_cnt);
     CHECK_EQ(f[172 + 1], 16);
-    CHECK_EQ(get64(f + 208 + 4), io.pm_tmr);
-    CHECK_EQ(get64(f + 132), 0); /* X_FIRMWARE_CTRL: FIRMWARE_CTRL is used */
+    CHECK_EQ(le_get64(f + 208 + 4), io.pm_tmr);
+    CHECK_EQ(le_get64(f + 132), 0); /* X_FIRMWARE_CTRL: FIRMWARE_CTRL is used */
 }
 
 static void check_madt(const uint8_t *m, unsigned vcpus)
 {
-    uint32_t len = get32(m + 4);
-    CHECK_EQ(get32(m + 36), 0xfee00000u);
-    CHECK_EQ(get32(m + 40) & 1, 1); /* PCAT_COMPAT */
+    uint32_t len = le_get32(m + 4);
+    CHECK_EQ(le_get32(m + 36), 0xfee00000u);
+    CHECK_EQ(le_get32(m + 40) & 1, 1); /* PCAT_COMPAT */
     unsigned cpus = 0, ioapics = 0, isos = 0, nmis = 0;
     bool order_ok = true;
     for (uint32_t off = 44; off < len;) {
@@ -200,12 +186,12 @@ static void check_madt(const uint8_t *m, unsigned vcpus)
             if (e[2] != cpus || e[3] != cpus)
                 order_ok = false;
             CHECK(cpus < 255, "xAPIC entry for APIC ID %u", cpus);
-            CHECK_EQ(get32(e + 4) & 1, 1);
+            CHECK_EQ(le_get32(e + 4) & 1, 1);
             cpus++;
             break;
         case 9: /* local x2APIC */
             CHECK_EQ(e[1], 16);
-            if (get32(e + 4) != cpus || get32(e + 12) != cpus)
+            if (le_get32(e + 4) != cpus || le_get32(e + 12) != cpus)
                 order_ok = false;
             CHECK(cpus >= 255, "x2APIC entry for small ID %u", cpus);
             cpus++;
@@ -213,16 +199,16 @@ static void check_madt(const uint8_t *m, unsigned vcpus)
         case 1: /* IOAPIC */
             CHECK_EQ(e[1], 12);
             CHECK_EQ(e[2], vcpus < 255 ? vcpus : 254);
-            CHECK_EQ(get32(e + 4), 0xfec00000u);
-            CHECK_EQ(get32(e + 8), 0);
+            CHECK_EQ(le_get32(e + 4), 0xfec00000u);
+            CHECK_EQ(le_get32(e + 8), 0);
             ioapics++;
             break;
         case 2: /* interrupt source override */
             CHECK_EQ(e[1], 10);
             CHECK_EQ(e[2], 0);
             CHECK_EQ(e[3], 9);
-            CHECK_EQ(get32(e + 4), 9);
-            CHECK_EQ(get16(e + 8), 0x000d); /* level, active high */
+            CHECK_EQ(le_get32(e + 4), 9);
+            CHECK_EQ(le_get16(e + 8), 0x000d); /* level, active high */
             isos++;
             break;
         case 4:
@@ -244,7 +230,7 @@ static void check_madt(const uint8_t *m, unsigned vcpus)
 /* Name (\_S5_, Package (4) { 5, 5, 0, 0 }) in the DSDT. */
 static void check_dsdt_s5(const uint8_t *d)
 {
-    uint32_t len = get32(d + 4);
+    uint32_t len = le_get32(d + 4);
     static const uint8_t s5[] = {0x08, '\\', '_', 'S', '5', '_', 0x12};
     const uint8_t *hit = NULL;
     for (uint32_t i = 36; i + sizeof(s5) + 10 <= len; i++)
@@ -388,8 +374,8 @@ static void test_acpi_extra_table(void)
     CHECK_EQ(acpi_tables_write(&mem, &cfg, &rsdp), 0);
     struct parsed p;
     parse(rsdp, &p);
-    CHECK_EQ((get32(p.xsdt + 4) - 36) / 8, 3);
-    uint64_t at = get64(p.xsdt + 36 + 16);
+    CHECK_EQ((le_get32(p.xsdt + 4) - 36) / 8, 3);
+    uint64_t at = le_get64(p.xsdt + 36 + 16);
     const uint8_t *x = sdt_at(at, "TEST");
     CHECK(x && x[40] == 0xab, "extra table copied");
     CHECK_EQ(at % 16, 0);
@@ -655,12 +641,12 @@ static void test_acpi_iasl(void)
     parse(rsdp, &p);
     if (p.dsdt && p.fadt && p.madt && p.xsdt && p.rsdt && p.facs) {
         /* The RSDP is no SDT: iasl -d does not take it as a file; parse() checked it. */
-        iasl_check(iasl, dir, "rsdt", p.rsdt, get32(p.rsdt + 4), false);
-        iasl_check(iasl, dir, "xsdt", p.xsdt, get32(p.xsdt + 4), false);
+        iasl_check(iasl, dir, "rsdt", p.rsdt, le_get32(p.rsdt + 4), false);
+        iasl_check(iasl, dir, "xsdt", p.xsdt, le_get32(p.xsdt + 4), false);
         iasl_check(iasl, dir, "facs", p.facs, 64, false);
-        iasl_check(iasl, dir, "facp", p.fadt, get32(p.fadt + 4), true);
-        iasl_check(iasl, dir, "apic", p.madt, get32(p.madt + 4), true);
-        iasl_check(iasl, dir, "dsdt", p.dsdt, get32(p.dsdt + 4), true);
+        iasl_check(iasl, dir, "facp", p.fadt, le_get32(p.fadt + 4), true);
+        iasl_check(iasl, dir, "apic", p.madt, le_get32(p.madt + 4), true);
+        iasl_check(iasl, dir, "dsdt", p.dsdt, le_get32(p.dsdt + 4), true);
     }
     if (check_failures == before) {
         char cmd[600];

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "dev/acpi_pm.h"
+#include "vmm/le.h"
 
 static struct bus pio;
 static int power_offs, resets;
@@ -64,7 +65,8 @@ static void done(struct acpi_pm *pm)
 
 static void out(uint16_t port, uint32_t v, uint32_t len)
 {
-    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    uint8_t b[4];
+    le_put32(b, v);
     CHECK(bus_dispatch(&pio, port, b, len, true), "no device at %#x", port);
 }
 
@@ -72,7 +74,7 @@ static uint32_t in(uint16_t port, uint32_t len)
 {
     uint8_t b[4] = {0};
     CHECK(bus_dispatch(&pio, port, b, len, false), "no device at %#x", port);
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return le_get32(b);
 }
 
 #define SLP_EN (1u << 13)

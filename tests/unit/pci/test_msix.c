@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "pci/msix.h"
+#include "vmm/le.h"
 
 #define NVEC 4
 #define TABLE_OFF 0x000
@@ -127,17 +128,13 @@ static uint32_t rd(uint64_t off, uint32_t len)
     uint8_t b[8] = {0};
     CHECK(bus_dispatch(&mmio, bar() + off, b, len, false), "read at %#llx",
           (unsigned long long)off);
-    uint32_t v = 0;
-    for (uint32_t i = 0; i < 4 && i < len; i++)
-        v |= (uint32_t)b[i] << (8 * i);
-    return v;
+    return (uint32_t)le_get(b, len);
 }
 
 static void wr(uint64_t off, uint64_t v, uint32_t len)
 {
     uint8_t b[8];
-    for (uint32_t i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
+    le_put64(b, v);
     CHECK(bus_dispatch(&mmio, bar() + off, b, len, true), "write at %#llx",
           (unsigned long long)off);
 }

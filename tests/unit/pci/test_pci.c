@@ -8,6 +8,7 @@
 
 #include "dev/acpi_pm.h"
 #include "pci/pci.h"
+#include "vmm/le.h"
 
 #define CF8 0xcf8
 #define CFC 0xcfc
@@ -127,17 +128,13 @@ static uint32_t in(uint16_t port, uint32_t len)
 {
     uint8_t b[4] = {0};
     bus_dispatch(&pio, port, b, len, false);
-    uint32_t v = 0;
-    for (uint32_t i = 0; i < len; i++)
-        v |= (uint32_t)b[i] << (8 * i);
-    return v;
+    return (uint32_t)le_get(b, len);
 }
 
 static void out(uint16_t port, uint32_t v, uint32_t len)
 {
     uint8_t b[4];
-    for (uint32_t i = 0; i < 4; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
+    le_put32(b, v);
     bus_dispatch(&pio, port, b, len, true);
 }
 

@@ -5,6 +5,7 @@
 #include "vdriver.h"
 
 #include "virtio/blk.h"
+#include "vmm/le.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -108,10 +109,8 @@ static uint64_t put_hdr(struct vdriver *d, uint32_t type, uint64_t sector)
 {
     uint64_t g = vdriver_alloc(d, 16, 8);
     uint8_t *p = vdriver_ptr(d, g);
-    for (unsigned i = 0; i < 4; i++)
-        p[i] = (uint8_t)(type >> (8 * i));
-    for (unsigned i = 0; i < 8; i++)
-        p[8 + i] = (uint8_t)(sector >> (8 * i));
+    le_put32(p, type);
+    le_put64(p + 8, sector);
     return g;
 }
 
@@ -158,12 +157,9 @@ static uint64_t put_dwz(struct vdriver *d, unsigned n, const uint64_t *sector, c
     uint64_t g = vdriver_alloc(d, 16ull * n, 8);
     uint8_t *p = vdriver_ptr(d, g);
     for (unsigned k = 0; k < n; k++, p += 16) {
-        for (unsigned i = 0; i < 8; i++)
-            p[i] = (uint8_t)(sector[k] >> (8 * i));
-        for (unsigned i = 0; i < 4; i++) {
-            p[8 + i] = (uint8_t)(num[k] >> (8 * i));
-            p[12 + i] = (uint8_t)(flags[k] >> (8 * i));
-        }
+        le_put64(p, sector[k]);
+        le_put32(p + 8, num[k]);
+        le_put32(p + 12, flags[k]);
     }
     return g;
 }

@@ -313,6 +313,60 @@ static void test_stop_from_callback(void)
     close(s.done_fd);
 }
 
+/* ioloop_launch: every fd watched (one skipped), the loop pointer visible to the first
+ * callback, and all undone when an fd cannot be added. */
+struct launched {
+    struct ioloop *l;
+    int fd, done_fd;
+    bool saw_loop;
+};
+
+static void on_launched(void *opaque, uint32_t events)
+{
+    (void)events;
+    struct launched *x = opaque;
+    drain(x->fd);
+    bool saw = x->l != NULL && ioloop_modify(x->l, x->fd, EPOLLIN) == 0;
+    __atomic_store_n(&x->saw_loop, saw, __ATOMIC_RELEASE);
+    kick(x->done_fd);
+}
+
+static void test_launch(void)
+{
+    struct launched x = {.fd = efd(), .done_fd = efd()};
+    struct seen s = {.fd = efd(), .done_fd = efd()};
+    kick(x.fd); /* ready before the thread starts: its first callback */
+    const struct ioloop_watch w[] = {
+        {x.fd, EPOLLIN, on_launched, &x},
+        {-1, EPOLLIN, on_event, &s},
+        {s.fd, EPOLLIN, on_event, &s},
+    };
+    CHECK_EQ(ioloop_launch("launch", w, 3, &x.l), 0);
+    CHECK(wait_readable(x.done_fd, 5000), "first callback ran");
+    CHECK(__atomic_load_n(&x.saw_loop, __ATOMIC_ACQUIRE), "the callback saw the loop");
+    kick(s.fd);
+    CHECK(wait_seen(&s, 5000), "third fd watched");
+    CHECK(strcmp(s.name, "launch") == 0, "thread name '%s'", s.name);
+    CHECK_EQ(ioloop_add(x.l, s.fd, EPOLLIN, on_event, &s), -EEXIST);
+    ioloop_destroy(x.l);
+
+    /* A regular file cannot be watched (EPERM from epoll): nothing is left behind. */
+    int file = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    CHECK(file >= 0, "open");
+    const struct ioloop_watch bad[] = {
+        {s.fd, EPOLLIN, on_event, &s},
+        {file, EPOLLIN, on_event, &s},
+    };
+    struct ioloop *l = NULL;
+    CHECK_EQ(ioloop_launch("launch-bad", bad, 2, &l), -EPERM);
+    CHECK(l == NULL, "no loop on failure");
+    close(file);
+    close(x.fd);
+    close(x.done_fd);
+    close(s.fd);
+    close(s.done_fd);
+}
+
 int main(void)
 {
     RUN(test_callback_on_loop_thread);
@@ -322,5 +376,6 @@ int main(void)
     RUN(test_remove_from_other_thread);
     RUN(test_modify);
     RUN(test_stop_from_callback);
+    RUN(test_launch);
     return check_done();
 }

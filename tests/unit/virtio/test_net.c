@@ -8,6 +8,7 @@
 #include "vdriver.h"
 
 #include "virtio/net_backend.h"
+#include "vmm/le.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -55,11 +56,6 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
 }
 
 static uint16_t be16(const uint8_t *p)
@@ -226,13 +222,13 @@ static void test_features_config(void)
         CHECK(host & VIRTIO_BIT(want[i]), "feature %u offered", want[i]);
     CHECK_EQ(v->ops->num_queues, 2);
     CHECK(!memcmp(v->config + VIRTIO_NET_CFG_MAC, guest_mac, 6), "mac");
-    CHECK_EQ(get16(v->config + VIRTIO_NET_CFG_STATUS), VIRTIO_NET_S_LINK_UP);
+    CHECK_EQ(le_get16(v->config + VIRTIO_NET_CFG_STATUS), VIRTIO_NET_S_LINK_UP);
     /* The driver cannot clobber status. */
     pthread_mutex_lock(&v->lock);
     v->config[VIRTIO_NET_CFG_STATUS] = 0;
     v->ops->config_written(v->dev, VIRTIO_NET_CFG_STATUS, 2);
     pthread_mutex_unlock(&v->lock);
-    CHECK_EQ(get16(v->config + VIRTIO_NET_CFG_STATUS), VIRTIO_NET_S_LINK_UP);
+    CHECK_EQ(le_get16(v->config + VIRTIO_NET_CFG_STATUS), VIRTIO_NET_S_LINK_UP);
     fix_close(&f);
 
     /* No MAC given: a locally administered unicast one. */
@@ -405,7 +401,7 @@ static void test_rx_single(void)
         if (b) {
             CHECK_EQ(h, h0);
             CHECK_EQ(len, HDR + sizeof(fr));
-            CHECK_EQ(get16(b + 10), 1); /* num_buffers */
+            CHECK_EQ(le_get16(b + 10), 1); /* num_buffers */
             /* §5.1.6.4: flags stay zero unless GUEST_CSUM was negotiated. */
             CHECK_EQ(b[0], csum ? VIRTIO_NET_HDR_F_DATA_VALID : 0);
             CHECK(!memcmp(b + HDR, fr, sizeof(fr)), "frame");
@@ -440,7 +436,7 @@ static void test_rx_mrg_direct(void)
         CHECK_EQ(h, heads[i]);
         CHECK_EQ(len, i < 2 ? 4096 : HDR + sizeof(fr) - 8192);
         if (i == 0)
-            nbuf = get16(b + 10);
+            nbuf = le_get16(b + 10);
         memcpy(got + off, b, len);
         off += len;
     }
@@ -452,7 +448,7 @@ static void test_rx_mrg_direct(void)
     uint16_t h;
     uint32_t len;
     uint8_t *b = rx_used(&f, &h, &len, WAIT_MS);
-    CHECK(b && h == heads[3] && len == HDR + 100 && get16(b + 10) == 1, "second packet");
+    CHECK(b && h == heads[3] && len == HDR + 100 && le_get16(b + 10) == 1, "second packet");
 
     /* More than any packet may be, though the buffers could take it: dropped. */
     for (unsigned i = 0; i < 10; i++)
@@ -490,7 +486,7 @@ static void test_rx_mrg_bounce(void)
             break;
         CHECK_EQ(h, heads[i]);
         if (i == 0)
-            CHECK_EQ(get16(b + 10), 6);
+            CHECK_EQ(le_get16(b + 10), 6);
         memcpy(got + off, b, len);
         off += len;
     }
@@ -514,7 +510,7 @@ static void test_rx_mrg_bounce(void)
             break;
         CHECK_EQ(h, heads[6 + i]);
         if (i == 0)
-            CHECK_EQ(get16(b + 10), want);
+            CHECK_EQ(le_get16(b + 10), want);
         memcpy(got + off, b, len);
         off += len;
     }

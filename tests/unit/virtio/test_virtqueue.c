@@ -3,6 +3,7 @@
  */
 #include "../check.h"
 #include "virtio/virtqueue.h"
+#include "vmm/le.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -47,32 +48,27 @@ static uint8_t *host(struct rig *g, uint64_t gpa, uint64_t len)
 
 static void put16(struct rig *g, uint64_t gpa, uint16_t v)
 {
-    uint8_t *p = host(g, gpa, 2);
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
+    le_put16(host(g, gpa, 2), v);
 }
 
 static void put32(struct rig *g, uint64_t gpa, uint32_t v)
 {
-    put16(g, gpa, (uint16_t)v);
-    put16(g, gpa + 2, (uint16_t)(v >> 16));
+    le_put32(host(g, gpa, 4), v);
 }
 
 static void put64(struct rig *g, uint64_t gpa, uint64_t v)
 {
-    put32(g, gpa, (uint32_t)v);
-    put32(g, gpa + 4, (uint32_t)(v >> 32));
+    le_put64(host(g, gpa, 8), v);
 }
 
 static uint16_t get16(struct rig *g, uint64_t gpa)
 {
-    const uint8_t *p = host(g, gpa, 2);
-    return (uint16_t)(p[0] | p[1] << 8);
+    return le_get16(host(g, gpa, 2));
 }
 
 static uint32_t get32(struct rig *g, uint64_t gpa)
 {
-    return get16(g, gpa) | (uint32_t)get16(g, gpa + 2) << 16;
+    return le_get32(host(g, gpa, 4));
 }
 
 /* Descriptor i of the table at table_gpa. */
