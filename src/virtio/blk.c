@@ -56,6 +56,7 @@ struct blk_slot {
     uint32_t type;
     uint8_t *status;   /* the last writable byte of the chain */
     uint8_t result;    /* VIRTIO_BLK_S_* */
+    bool direct;       /* the transfer in flight bypasses the host's page cache */
     uint64_t offset;   /* image byte offset of what is left to transfer */
     struct iovec *iov; /* data left to transfer: a view into req.iov, advanced as it goes */
     unsigned niov;
@@ -71,6 +72,8 @@ struct virtio_blk {
     struct virtio_device_ops ops; /* per device: the features depend on ro */
     uint8_t config[VIRTIO_BLK_CFG_SIZE];
     int fd;
+    int dfd;            /* the same image opened O_DIRECT, or -1 (direct=off, unsupported) */
+    unsigned dio_align; /* memory and offset alignment O_DIRECT needs */
     bool readonly;
     uint64_t capacity; /* in sectors */
     char id[VIRTIO_BLK_ID_BYTES];
@@ -274,6 +277,17 @@ static void run_job(struct workpool_job *job)
 
 /* ---------------------------------------------------------------- io_uring I/O */
 
+/* Whether s's transfer meets O_DIRECT's alignment; others go through the page cache. */
+static bool direct_ok(const struct virtio_blk *b, const struct blk_slot *s)
+{
+    if (b->dfd < 0 || s->offset % b->dio_align)
+        return false;
+    for (unsigned i = 0; i < s->niov; i++)
+        if ((uintptr_t)s->iov[i].iov_base % b->dio_align || s->iov[i].iov_len % b->dio_align)
+            return false;
+    return true;
+}
+
 /* Queue s's next transfer on the ring; submitted at the end of the batch. */
 static void ring_prep(struct virtio_blk *b, struct blk_slot *s)
 {
@@ -287,12 +301,14 @@ static void ring_prep(struct virtio_blk *b, struct blk_slot *s)
         finish(b, s, VIRTIO_BLK_S_IOERR);
         return;
     }
+    s->direct = s->type != VIRTIO_BLK_T_FLUSH && direct_ok(b, s);
+    int fd = s->direct ? b->dfd : b->fd;
     switch (s->type) {
     case VIRTIO_BLK_T_IN:
-        io_uring_prep_readv(sqe, b->fd, s->iov, s->niov, s->offset);
+        io_uring_prep_readv(sqe, fd, s->iov, s->niov, s->offset);
         break;
     case VIRTIO_BLK_T_OUT:
-        io_uring_prep_writev(sqe, b->fd, s->iov, s->niov, s->offset);
+        io_uring_prep_writev(sqe, fd, s->iov, s->niov, s->offset);
         if (b->dsync)
             sqe->rw_flags = RWF_DSYNC;
         break;
@@ -325,9 +341,14 @@ static void ring_reap(struct virtio_blk *b, bool answer)
         int64_t res = cqe->res;
         io_uring_cqe_seen(&b->ring, cqe);
         b->ring_inflight--;
-        if (!answer)
+        if (!answer) {
             put_slot(b, s);
-        else if (advance(s, res))
+        } else if (res == -EINVAL && s->direct) {
+            /* The file system refused this direct transfer after all: stay buffered. */
+            close(b->dfd);
+            b->dfd = -1;
+            ring_prep(b, s);
+        } else if (advance(s, res))
             ring_prep(b, s);
         else
             complete(b, s);
@@ -473,6 +494,8 @@ static void process_queue(struct virtio_blk *b)
             put_slot(b, s);
             if (got < 0)
                 fail(b, q->vq.error);
+            else if (b->nfree < BLK_QUEUE_SIZE)
+                break; /* requests in flight: their completions look again, no kick needed */
             else if (virtq_notifications(&q->vq, true))
                 continue; /* buffers arrived while notifications were off */
             break;
@@ -580,6 +603,21 @@ __attribute__((format(printf, 4, 5))) static int refuse(char *err, size_t errlen
     return rc;
 }
 
+/* A second descriptor of the image with O_DIRECT: guest data then goes to the disk without a
+ * copy in the host's page cache, which would double what the guest caches itself. File systems
+ * without direct I/O (tmpfs) leave dfd at -1 and the device buffered. */
+static void open_direct(struct virtio_blk *b, const struct virtio_blk_config *cfg)
+{
+    b->dfd = open(cfg->path, (cfg->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_DIRECT);
+    b->dio_align = SECTOR_SIZE;
+    struct statx stx;
+    if (b->dfd >= 0 && statx(b->dfd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+        (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_mem_align) {
+        b->dio_align = stx.stx_dio_mem_align > stx.stx_dio_offset_align ? stx.stx_dio_mem_align
+                                                                        : stx.stx_dio_offset_align;
+    }
+}
+
 /* Open, check and lock the image; fills fd, capacity and the derived id. */
 static int open_image(struct virtio_blk *b, const struct virtio_blk_config *cfg, char *err,
                       size_t errlen)
@@ -630,6 +668,9 @@ static int open_image(struct virtio_blk *b, const struct virtio_blk_config *cfg,
         if (e)
             return refuse(err, errlen, -e, "cannot lock: %s", strerror(e));
     }
+
+    if (!cfg->buffered)
+        open_direct(b, cfg);
 
     if (cfg->id) {
         memcpy(b->id, cfg->id, strlen(cfg->id));
@@ -690,6 +731,8 @@ static void free_blk(struct virtio_blk *b)
         io_uring_queue_exit(&b->ring);
     if (b->ring_efd >= 0)
         close(b->ring_efd);
+    if (b->dfd >= 0)
+        close(b->dfd);
     if (b->fd >= 0)
         close(b->fd); /* drops the lock */
     for (unsigned i = 0; i < BLK_QUEUE_SIZE; i++)
@@ -710,6 +753,7 @@ int virtio_blk_create(const struct virtio_blk_config *cfg, const struct guest_me
     if (!b)
         return refuse(err, errlen, -ENOMEM, "out of memory");
     b->fd = -1;
+    b->dfd = -1;
     b->ring_efd = -1;
     b->readonly = cfg->readonly;
     int r = open_image(b, cfg, err, errlen);

@@ -48,6 +48,7 @@ struct virtio_blk_config {
     const char *path;
     bool readonly;
     const char *id; /* serial for GET_ID (<= 20 bytes); NULL: derived from the file */
+    bool buffered;  /* direct=off: I/O through the host's page cache instead of O_DIRECT */
 };
 
 struct virtio_blk;

@@ -153,9 +153,14 @@ int cli_parse_disk(struct vmm_config *cfg, const char *arg, char *err, size_t er
                 return fail(err, err_len, "--disk: id must be 1 to %d characters",
                             VIRTIO_BLK_ID_BYTES);
             d->id = keep(cfg, v, vlen);
+        } else if ((v = key_value(item, len, "direct", &vlen))) {
+            if (vlen == 3 && !strncmp(v, "off", 3))
+                d->buffered = true;
+            else if (!(vlen == 2 && !strncmp(v, "on", 2)))
+                return fail(err, err_len, "--disk: direct must be on or off");
         } else {
-            return fail(err, err_len, "--disk: unknown option '%.*s' (ro, id=NAME)", (int)len,
-                        item);
+            return fail(err, err_len, "--disk: unknown option '%.*s' (ro, id=NAME, direct=off)",
+                        (int)len, item);
         }
     }
     cfg->ndisks++;

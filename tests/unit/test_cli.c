@@ -80,7 +80,7 @@ static void test_devices(void)
                     "k",
                     "--disk",
                     "root.img",
-                    "--disk=data.img,ro,id=serial-1",
+                    "--disk=data.img,ro,id=serial-1,direct=off",
                     "--net",
                     "tap=tap0,mac=52:54:00:12:34:56,vhost=on",
                     "--net",
@@ -95,7 +95,7 @@ static void test_devices(void)
               !c.disks[0].id,
           "first disk");
     CHECK(!strcmp(c.disks[1].path, "data.img") && c.disks[1].readonly &&
-              !strcmp(c.disks[1].id, "serial-1"),
+              !strcmp(c.disks[1].id, "serial-1") && c.disks[1].buffered && !c.disks[0].buffered,
           "second disk");
     CHECK(c.nnics == 2 && c.nics[0].backend == VIRTIO_NET_TAP &&
               !strcmp(c.nics[0].ifname, "tap0") && c.nics[0].vhost && c.nics[0].has_mac &&
@@ -113,6 +113,8 @@ static void test_devices(void)
 
     bad("disk without path", "--disk: missing image path", 6, "--kernel", "k", "--disk", ",ro");
     bad("disk option", "--disk: unknown option 'rw'", 6, "--kernel", "k", "--disk", "a,rw");
+    bad("disk direct", "--disk: direct must be on or off", 6, "--kernel", "k", "--disk",
+        "a,direct=maybe");
     bad("disk id", "--disk: id must be", 6, "--kernel", "k", "--disk",
         "a,id=123456789012345678901");
     bad("net kind", "--net: 'bridge=br0'", 6, "--kernel", "k", "--net", "bridge=br0");
