@@ -22,11 +22,12 @@ check: build
 test: deps
 	tests/tools/run-all.sh
 
-# exitloop on this host; boot (revirter against QEMU) in the nested lab.
+# exitloop on this host; boot and virtio I/O (revirter against QEMU) in the nested lab.
 bench: build
 	GUEST_DIR=$(BUILD)/tests/guests $(BUILD)/bench/exitloop
 	bench/launch.sh $(BUILD)
 	bench/boot.sh $(BUILD)
+	bench/io.sh $(BUILD)
 
 demo: build
 	tests/tools/demo.sh $(BUILD)

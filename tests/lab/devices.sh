@@ -77,8 +77,8 @@ bg_stop() {
 dev_vm() { # NAME DEVICE...: standard guest settings for a case, then vm_start
     VM_KERNEL=vmlinuz VM_INITRD=dev.cpio.gz VM_CPUS=2 VM_MEM=256M
     VM_CMDLINE="${DEV_CONSOLE:-console=ttyS0} panic=-1 quiet lab_case=$1"
-    _n=$1; shift
-    vm_start "$_n" "${DEV_TIMEOUT:-300}" "$@"
+    _dn=$1; shift
+    vm_start "$_dn" "${DEV_TIMEOUT:-300}" "$@"
 }
 tap_up() { # IFNAME ADDR: an L1 TAP interface for the guest
     ip link show "$1" > /dev/null 2>&1 || ip tuntap add "$1" mode tap || return 1
@@ -86,6 +86,7 @@ tap_up() { # IFNAME ADDR: an L1 TAP interface for the guest
     ip addr add "$2" dev "$1" && ip link set "$1" up
 }
 vsock_server() { # SIZE: the host side of guest -> host (CID 2) port 5000; sets _vs_pid
+    rm -f "$DEV_UDS"      # the VMM creates it; one left by an earlier guest would be stale
     case $VMM in
         revirter) python3 ./helper.py echo-server --uds "$DEV_UDS"_5000 "$1" > "$_case.vsrv" 2>&1 & ;;
         *) python3 ./helper.py echo-server --vsock 5000 "$1" > "$_case.vsrv" 2>&1 & ;;
@@ -136,20 +137,20 @@ dev_blk_ro() {
 }
 
 dev_net_tap() { # NAME [vhost]
-    n=$1
+    _n=$1
     expect "cannot set up tap0 in L1" tap_up tap0 10.0.0.1/24 || return 0
-    rm -f "$n.up"
-    socat -u TCP-LISTEN:7001,bind=10.0.0.1,reuseaddr "CREATE:$n.up" & p1=$!
+    rm -f "$_n.up"
+    socat -u TCP-LISTEN:7001,bind=10.0.0.1,reuseaddr "CREATE:$_n.up" & p1=$!
     socat -u OPEN:net-down.bin TCP-LISTEN:7002,bind=10.0.0.1,reuseaddr & p2=$!
-    dev_vm "$n" "tap=tap0${2:+,vhost}" && vm_wait "$n"
+    dev_vm "$_n" "tap=tap0${2:+,vhost}" && vm_wait "$_n"
     bg_stop "$p1" "$p2"
-    [ "$(cat "$n.rc")" != 3 ] || return 0
-    vm_ok "$n"
-    expect "ping 10.0.0.1 from the guest" grep -q 'lab-guest: ping ok' "$n.out"
-    expect "upload: $(gval "$n" upload), L1 got $(sha "$n.up" 2>/dev/null)" \
-        is "$(gval "$n" upload)" "rc=0 sha=$(sha "$n.up" 2>/dev/null)"
-    expect "download: $(gval "$n" download), L1 sent $(sha net-down.bin)" \
-        is "$(gval "$n" download)" "rc=0 sha=$(sha net-down.bin)"
+    [ "$(cat "$_n.rc")" != 3 ] || return 0
+    vm_ok "$_n"
+    expect "ping 10.0.0.1 from the guest" grep -q 'lab-guest: ping ok' "$_n.out"
+    expect "upload: $(gval "$_n" upload), L1 got $(sha "$_n.up" 2>/dev/null)" \
+        is "$(gval "$_n" upload)" "rc=0 sha=$(sha "$_n.up" 2>/dev/null)"
+    expect "download: $(gval "$_n" download), L1 sent $(sha net-down.bin)" \
+        is "$(gval "$_n" download)" "rc=0 sha=$(sha net-down.bin)"
 }
 
 # net-user's L1 side: an upload server on loopback port 7003 (the guest's 10.0.2.2:7003) and,
@@ -232,10 +233,13 @@ dev_vsock() {
     expect "the guest's echo server: $(gval vsock h2g-server)" is "$(gval vsock h2g-server)" rc=0
 }
 
-# console_in NAME: the VMM's standard input is the FIFO NAME.in, written through fd 7.
+# console_in NAME: the VMM's standard input is a FIFO (on L1's tmpfs: the 9p work dir has
+# none), written through fd 7.
 console_in() {
-    rm -f "$1.in"; mkfifo "$1.in" && exec 7<> "$1.in"
-    VM_STDIN=$1.in
+    VM_STDIN=/tmp/lab-$1.in
+    rm -f "$VM_STDIN"
+    mkfifo "$VM_STDIN" || { echo "cannot make the FIFO $VM_STDIN" >> "$1.why"; VM_STDIN=/dev/null; }
+    exec 7<> "$VM_STDIN"
 }
 console_end() { exec 7>&-; VM_STDIN=/dev/null; }
 
@@ -260,31 +264,31 @@ dev_console() {
 }
 
 dev_all_devices() {
-    n=all-devices
+    _n=all-devices
     before=$(sha all-devices.img)
-    user_servers $n
+    user_servers $_n
     vsock_server 262144
-    console_in $n
+    console_in $_n
     DEV_CONSOLE=console=hvc0
-    if dev_vm $n disk=all-devices.img user rng "vsock=$DEV_CID,uds=$DEV_UDS" console=virtio; then
-        if vm_expect $n 'lab-guest: console-ready' 240; then
+    if dev_vm $_n disk=all-devices.img user rng "vsock=$DEV_CID,uds=$DEV_UDS" console=virtio; then
+        if vm_expect $_n 'lab-guest: console-ready' 240; then
             printf 'token-%s\n' "$$" >&7
         fi
-        vm_wait $n
+        vm_wait $_n
     fi
     DEV_CONSOLE=''
     console_end
     user_servers_stop
     bg_stop "$_vs_pid"
-    [ "$(cat $n.rc)" != 3 ] || return 0
-    vm_ok $n
-    expect "the guest's read of the disk differs from the image" is "$(gval $n disk)" "$before"
-    expect "lease '$(gval $n dhcp)'" is "$(gval $n dhcp)" "ip=10.0.2.15 mask=24 router=10.0.2.2 dns=10.0.2.3"
-    expect "upload: $(gval $n upload), L1 got $(sha $n.up 2>/dev/null)" \
-        is "$(gval $n upload)" "rc=0 sha=$(sha $n.up 2>/dev/null)"
-    rng_ok $n 4096
-    vsock_g2h_ok $n
-    expect "console input: '$(gval $n console-in)'" is "$(gval $n console-in)" "token-$$"
+    [ "$(cat $_n.rc)" != 3 ] || return 0
+    vm_ok $_n
+    expect "the guest's read of the disk differs from the image" is "$(gval $_n disk)" "$before"
+    expect "lease '$(gval $_n dhcp)'" is "$(gval $_n dhcp)" "ip=10.0.2.15 mask=24 router=10.0.2.2 dns=10.0.2.3"
+    expect "upload: $(gval $_n upload), L1 got $(sha $_n.up 2>/dev/null)" \
+        is "$(gval $_n upload)" "rc=0 sha=$(sha $_n.up 2>/dev/null)"
+    rng_ok $_n 4096
+    vsock_g2h_ok $_n
+    expect "console input: '$(gval $_n console-in)'" is "$(gval $_n console-in)" "token-$$"
 }
 
 # dev_case NAME: run one device case; "ok NAME" or "fail NAME" in ./results (with NAME.why).

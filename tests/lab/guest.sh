@@ -207,7 +207,7 @@ all-devices)
 bench)
     # bench/io.sh: fio on /dev/vda (direct I/O) and iperf3 to the host over each TAP network.
     rt=$(arg bench_runtime); rt=${rt:-5}
-    cd /tmp
+    cd /tmp || die "no /tmp"
     if wait_for /dev/vda 20; then
         fiojob() { # name rw bs iodepth
             fio --name="$1" --filename=/dev/vda --direct=1 --ioengine=libaio --rw="$2" \

@@ -113,8 +113,10 @@ done
 EOI
 rm -f "$work/results"
 set +e
-rm -f "$work"/*.why
-LAB_TIMEOUT=${LAB_TIMEOUT:-4800} sh "$repo/tests/lab/lab.sh" run "$cache" "$work" \
+for c in $cases; do     # no stale result of an earlier run may stand for this one
+    rm -f "$work/$c.rc" "$work/$c.ms" "$work/$c.out" "$work/$c.err" "$work/$c.why"
+done
+LAB_TIMEOUT=${LAB_TIMEOUT:-3600} sh "$repo/tests/lab/lab.sh" run "$cache" "$work" \
     "CASES='$cases' VMM='$vmm' sh ./in-l1.sh"
 lab_rc=$?
 set -e

@@ -29,11 +29,11 @@ vm_lacks() {
     [ "$VMM" = revirter ] || return 1
     [ -n "${_vm_help:-}" ] || _vm_help=$("$REVIRTER" run --help 2>&1)
     case $1 in
-        disk=*) o=--disk ;; tap=*|user|user,*) o=--net ;; rng) o=--rng ;;
-        vsock=*) o=--vsock ;; console=*) o=--console ;; *) return 1 ;;
+        disk=*) _vo=--disk ;; tap=*|user|user,*) _vo=--net ;; rng) _vo=--rng ;;
+        vsock=*) _vo=--vsock ;; console=*) _vo=--console ;; *) return 1 ;;
     esac
-    case $_vm_help in *"$o"*) return 1 ;; esac
-    echo "$o"
+    case $_vm_help in *"$_vo"*) return 1 ;; esac
+    echo "$_vo"
 }
 
 # opt LIST NAME: value of NAME=VALUE (or "yes" for a bare NAME) in the comma-separated LIST
@@ -44,84 +44,84 @@ opt() {
 
 # vm_flags DEVICE...: the VMM's device flags on one line (blank-separated).
 vm_flags() {
-    f='' n=0 uart=stdio
-    for d in "$@"; do
-        n=$((n + 1))
-        v=${d#*=}; v=${v%%,*}
-        case $VMM:$d in
+    _vf='' _vn=0 _vuart=stdio
+    for _vd in "$@"; do
+        _vn=$((_vn + 1))
+        _vv=${_vd#*=}; _vv=${_vv%%,*}
+        case $VMM:$_vd in
         revirter:disk=*)
-            f="$f --disk $v"; [ -z "$(opt "$d" ro)" ] || f="$f,ro" ;;
+            _vf="$_vf --disk $_vv"; [ -z "$(opt "$_vd" ro)" ] || _vf="$_vf,ro" ;;
         revirter:tap=*)
-            f="$f --net tap=$v"; [ -z "$(opt "$d" vhost)" ] || f="$f,vhost=on" ;;
+            _vf="$_vf --net tap=$_vv"; [ -z "$(opt "$_vd" vhost)" ] || _vf="$_vf,vhost=on" ;;
         revirter:user|revirter:user,*)
-            f="$f --net user"
-            for w in $(printf '%s' "$d" | tr ',' ' '); do
-                case $w in fwd=*-*) h=${w#fwd=}; f="$f,hostfwd=tcp::${h%-*}-:${h#*-}" ;; esac
+            _vf="$_vf --net user"
+            for _vw in $(printf '%s' "$_vd" | tr ',' ' '); do
+                case $_vw in fwd=*-*) _vh=${_vw#fwd=}; _vf="$_vf,hostfwd=tcp::${_vh%-*}-:${_vh#*-}" ;; esac
             done ;;
-        revirter:rng) f="$f --rng" ;;
-        revirter:vsock=*) f="$f --vsock cid=$v,uds=$(opt "$d" uds)" ;;
-        revirter:console=virtio) f="$f --console virtio" ;;
+        revirter:rng) _vf="$_vf --rng" ;;
+        revirter:vsock=*) _vf="$_vf --vsock cid=$_vv,uds=$(opt "$_vd" uds)" ;;
+        revirter:console=virtio) _vf="$_vf --console virtio" ;;
         qemu:disk=*)
-            ro=''; [ -z "$(opt "$d" ro)" ] || ro=,readonly=on
-            f="$f -drive file=$v,if=none,id=disk$n,format=raw${QEMU_DISK:+,$QEMU_DISK}$ro"
-            f="$f -device virtio-blk-pci,drive=disk$n,disable-legacy=on" ;;
+            _vro=''; [ -z "$(opt "$_vd" ro)" ] || _vro=,readonly=on
+            _vf="$_vf -drive file=$_vv,if=none,id=disk$_vn,format=raw${QEMU_DISK:+,$QEMU_DISK}$_vro"
+            _vf="$_vf -device virtio-blk-pci,drive=disk$_vn,disable-legacy=on" ;;
         qemu:tap=*)
-            vh=off; [ -z "$(opt "$d" vhost)" ] || vh=on
-            f="$f -netdev tap,id=net$n,ifname=$v,script=no,downscript=no,vhost=$vh"
-            f="$f -device virtio-net-pci,netdev=net$n,disable-legacy=on" ;;
+            _vvh=off; [ -z "$(opt "$_vd" vhost)" ] || _vvh=on
+            _vf="$_vf -netdev tap,id=net$_vn,ifname=$_vv,script=no,downscript=no,vhost=$_vvh"
+            _vf="$_vf -device virtio-net-pci,netdev=net$_vn,disable-legacy=on" ;;
         qemu:user|qemu:user,*)
-            f="$f -netdev user,id=net$n"
-            for w in $(printf '%s' "$d" | tr ',' ' '); do
-                case $w in fwd=*-*) h=${w#fwd=}; f="$f,hostfwd=tcp::${h%-*}-:${h#*-}" ;; esac
+            _vf="$_vf -netdev user,id=net$_vn"
+            for _vw in $(printf '%s' "$_vd" | tr ',' ' '); do
+                case $_vw in fwd=*-*) _vh=${_vw#fwd=}; _vf="$_vf,hostfwd=tcp::${_vh%-*}-:${_vh#*-}" ;; esac
             done
-            f="$f -device virtio-net-pci,netdev=net$n,disable-legacy=on" ;;
+            _vf="$_vf -device virtio-net-pci,netdev=net$_vn,disable-legacy=on" ;;
         qemu:rng)
-            f="$f -object rng-random,id=rng$n,filename=/dev/urandom"
-            f="$f -device virtio-rng-pci,rng=rng$n,disable-legacy=on" ;;
-        qemu:vsock=*) f="$f -device vhost-vsock-pci,guest-cid=$v,disable-legacy=on" ;;
+            _vf="$_vf -object rng-random,id=rng$_vn,filename=/dev/urandom"
+            _vf="$_vf -device virtio-rng-pci,rng=rng$_vn,disable-legacy=on" ;;
+        qemu:vsock=*) _vf="$_vf -device vhost-vsock-pci,guest-cid=$_vv,disable-legacy=on" ;;
         qemu:console=virtio)
-            f="$f -device virtio-serial-pci,disable-legacy=on -chardev stdio,id=con$n"
-            f="$f -device virtconsole,chardev=con$n"; uart=null ;;
-        *) echo "vmm.sh: unknown device '$d' for VMM '$VMM'" >&2; return 1 ;;
+            _vf="$_vf -device virtio-serial-pci,disable-legacy=on -chardev stdio,id=con$_vn"
+            _vf="$_vf -device virtconsole,chardev=con$_vn"; _vuart=null ;;
+        *) echo "vmm.sh: unknown device '$_vd' for VMM '$VMM'" >&2; return 1 ;;
         esac
     done
-    [ "$VMM" != qemu ] || f="-serial $uart$f"
-    echo "$f"
+    [ "$VMM" != qemu ] || _vf="-serial $_vuart$_vf"
+    echo "$_vf"
 }
 
 # vm_command NAME DEVICE...: the whole command line (without the kernel command line), or
 # status 3 with NAME.why when the VMM lacks a device.
 vm_command() {
-    name=$1; shift
-    for d in "$@"; do
-        if o=$(vm_lacks "$d"); then
-            echo "revirter has no $o (for $d)" > "$name.why"; return 3
+    _vname=$1; shift
+    for _vd in "$@"; do
+        if _vo=$(vm_lacks "$_vd"); then
+            echo "revirter has no $_vo (for $_vd)" > "$_vname.why"; return 3
         fi
     done
-    fl=$(vm_flags "$@") || return 1
+    _vfl=$(vm_flags "$@") || return 1
     case $VMM in
     revirter)
-        echo "$REVIRTER run --kernel ${VM_KERNEL:?} --initrd ${VM_INITRD:?} --cpus ${VM_CPUS:-2} --memory ${VM_MEM:-256M}$fl" ;;
+        echo "$REVIRTER run --kernel ${VM_KERNEL:?} --initrd ${VM_INITRD:?} --cpus ${VM_CPUS:-2} --memory ${VM_MEM:-256M}$_vfl" ;;
     qemu)
-        echo "qemu-system-x86_64 -accel kvm -M pc -cpu host -nodefaults -no-user-config -display none -no-reboot -smp ${VM_CPUS:-2} -m ${VM_MEM:-256M} -kernel ${VM_KERNEL:?} -initrd ${VM_INITRD:?} $fl" ;;
+        echo "qemu-system-x86_64 -accel kvm -M pc -cpu host -nodefaults -no-user-config -display none -no-reboot -smp ${VM_CPUS:-2} -m ${VM_MEM:-256M} -kernel ${VM_KERNEL:?} -initrd ${VM_INITRD:?} $_vfl" ;;
     *) echo "vmm.sh: unknown VMM '$VMM' (revirter or qemu)" >&2; return 1 ;;
     esac
 }
 
 # vm_start NAME TIMEOUT DEVICE...: launch in the background; VM_PID is the timeout process.
 vm_start() {
-    name=$1 tmo=$2; shift 2
-    rm -f "$name.out" "$name.err" "$name.rc" "$name.ms" "$name.why"
-    c=$(vm_command "$name" "$@") || { st=$?; echo "$st" > "$name.rc"; VM_PID=''; return "$st"; }
-    printf '%s --cmdline "%s"\n' "$c" "$VM_CMDLINE" > "$name.cmd"
-    echo "lab-vm: $name ($VMM): $c"
+    _vname=$1 _vtmo=$2; shift 2
+    rm -f "$_vname.out" "$_vname.err" "$_vname.rc" "$_vname.ms"
+    _vc=$(vm_command "$_vname" "$@") || { _vst=$?; echo "$_vst" > "$_vname.rc"; VM_PID=''; return "$_vst"; }
+    printf '%s --cmdline "%s"\n' "$_vc" "$VM_CMDLINE" > "$_vname.cmd"
+    echo "lab-vm: $_vname ($VMM): $_vc"
     _vm_t0=$(date +%s%N)
     # shellcheck disable=SC2086
     case $VMM in
-        revirter) timeout -k 5 "$tmo" $c --cmdline "$VM_CMDLINE" \
-                      < "${VM_STDIN:-/dev/null}" > "$name.out" 2> "$name.err" 7>&- & ;;
-        qemu) timeout -k 5 "$tmo" $c -append "$VM_CMDLINE" \
-                  < "${VM_STDIN:-/dev/null}" > "$name.out" 2> "$name.err" 7>&- & ;;
+        revirter) timeout -k 5 "$_vtmo" $_vc --cmdline "$VM_CMDLINE" \
+                      < "${VM_STDIN:-/dev/null}" > "$_vname.out" 2> "$_vname.err" 7>&- & ;;
+        qemu) timeout -k 5 "$_vtmo" $_vc -append "$VM_CMDLINE" \
+                  < "${VM_STDIN:-/dev/null}" > "$_vname.out" 2> "$_vname.err" 7>&- & ;;
     esac
     VM_PID=$!
 }
@@ -129,13 +129,13 @@ vm_start() {
 # vm_wait NAME: wait for the guest started by vm_start; writes NAME.rc and NAME.ms.
 vm_wait() {
     [ -n "$VM_PID" ] || return "$(cat "$1.rc")"
-    st=0; wait "$VM_PID" || st=$?
+    _vst=0; wait "$VM_PID" || _vst=$?
     VM_PID=''
     echo "$(( ($(date +%s%N) - _vm_t0) / 1000000 ))" > "$1.ms"
-    echo "$st" > "$1.rc"
+    echo "$_vst" > "$1.rc"
     sed "s/^/[$1] /" "$1.out" "$1.err" | tr -d '\r'
-    [ "$st" != 124 ] || echo "[$1] timed out" >> "$1.why"
-    return "$st"
+    [ "$_vst" != 124 ] || echo "[$1] timed out" >> "$1.why"
+    return "$_vst"
 }
 
 vm_run() {
@@ -146,13 +146,13 @@ vm_run() {
 # vm_expect NAME PATTERN SECONDS: wait until NAME.out has a line matching PATTERN (grep -E) while
 # the guest runs; status 1 if it ended or the time ran out first.
 vm_expect() {
-    n=0
-    while [ "$n" -lt $(($3 * 5)) ]; do
-        tr -d '\r' < "$1.out" 2>/dev/null | grep -qE -- "$2" && return 0
+    _vn=0
+    while [ "$_vn" -lt $(($3 * 2)) ]; do      # one grep per 0.5 s: L1's CPU is the guest's too
+        grep -qE -- "$2" "$1.out" 2>/dev/null && return 0
         [ -n "$VM_PID" ] && kill -0 "$VM_PID" 2>/dev/null || break
-        sleep 0.2; n=$((n + 1))
+        sleep 0.5; _vn=$((_vn + 1))
     done
-    tr -d '\r' < "$1.out" 2>/dev/null | grep -qE -- "$2"
+    grep -qE -- "$2" "$1.out" 2>/dev/null
 }
 
 # gval NAME KEY: the rest of the guest's first "lab-guest: KEY ..." line in NAME.out
