@@ -14,7 +14,7 @@
 #   (kvm_amd with nested paging). Environment of CMD: PATH, HOME=/tmp, TERM=dumb, LAB_L1=1.
 #   L1's console (kernel messages and CMD's output) is streamed to stdout.
 # Exit status of run: CMD's own status; 124 when LAB_TIMEOUT expired; 125 when the lab itself
-# failed (L1 did not boot, a mount failed, ...).
+# failed (L1 did not boot, a mount failed, L1's kernel panicked or stalled, ...).
 # Environment: LAB_MEM     L1 memory in MiB (default 4096)
 #              LAB_SMP     L1 vCPUs (default 2)
 #              LAB_TIMEOUT seconds before L1 is killed (default 600)
@@ -119,9 +119,10 @@ run() {
 
     id=$$-$(date +%s)
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/lab.XXXXXX")
-    qpid=''
+    qpid='' tpid='' l1_died=''
     cleanup() {
         if [ -n "$qpid" ]; then kill -TERM "$qpid" 2>/dev/null || true; wait "$qpid" 2>/dev/null || true; fi
+        [ -z "$tpid" ] || kill "$tpid" 2>/dev/null || true
         rm -rf "$tmp" "$work/.lab-$id.cmd" "$work/.lab-$id.rc" 2>/dev/null || true
     }
     trap 'cleanup' EXIT
@@ -139,10 +140,29 @@ run() {
         -append "console=ttyS0 panic=-1 quiet lab_work=$work lab_id=$id ${LAB_APPEND:-}" \
         -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
         -virtfs "local,path=$work,mount_tag=work,security_model=none,multidevs=remap" \
-        < /dev/null 2> "$tmp/qemu.err" &
+        < /dev/null 2> "$tmp/qemu.err" > "$tmp/console" &
     qpid=$!
+    # Stream L1's console, and stop L1 at once when its own kernel dies or stalls (seen under
+    # TCG's SVM emulation, with any L2 VMM) rather than after LAB_TIMEOUT.
+    tail -n +1 -f "$tmp/console" &
+    tpid=$!
+    while kill -0 "$qpid" 2>/dev/null; do
+        if grep -qE 'Kernel panic|rcu: INFO: rcu_.* stall|watchdog: BUG: soft lockup' \
+            "$tmp/console" 2>/dev/null; then
+            sleep 2
+            say "L1's kernel panicked or stalled (see above): stopping it"
+            kill -TERM "$qpid" 2>/dev/null || true
+            l1_died=1
+            break
+        fi
+        sleep 2
+    done
     st=0; wait "$qpid" || st=$?
     qpid=''
+    sleep 1
+    kill "$tpid" 2>/dev/null || true
+    wait "$tpid" 2>/dev/null || true
+    [ -z "$l1_died" ] || die "L1's kernel failed; the lab run is void"
     grep -v "TCG doesn't support requested feature" "$tmp/qemu.err" >&2 || true
     rc=$(tr -d '\r' < "$tmp/status" | sed -n "s/^lab-status $id \([0-9a-z]*\)\$/\1/p" | tail -n 1)
     [ -n "$rc" ] || rc=$(cat "$work/.lab-$id.rc" 2>/dev/null || true)
