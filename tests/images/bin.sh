@@ -1,7 +1,22 @@
 # SPDX-License-Identifier: MIT
-# Sourced by initramfs.sh and rootfs.sh (which define die first): copy dynamically linked host
-# programs into an image tree at the same paths, with every library ldd reports and the loader.
+# Sourced by initramfs.sh and rootfs.sh (which define die and say and source need.sh first):
+# find a static busybox, and copy dynamically linked host programs into an image tree at the
+# same paths, with every library ldd reports and the loader.
 # Variables here start with _b so that they cannot clobber the caller's (sh has no locals).
+
+# static_busybox: path of a statically linked busybox ($BUSYBOX, or busybox-static's,
+# installed when missing).
+static_busybox() {
+    if [ -n "${BUSYBOX:-}" ]; then
+        [ -x "$BUSYBOX" ] || die "BUSYBOX=$BUSYBOX is not executable"
+        echo "$BUSYBOX"; return 0
+    fi
+    dpkg -s busybox-static >/dev/null 2>&1 || install_pkg busybox-static \
+        "Debian package busybox-static is not installed (or set BUSYBOX)" >&2
+    _bb=$(dpkg -L busybox-static | grep -m1 '/bin/busybox$') || die "busybox-static has no busybox?"
+    [ -x "$_bb" ] || die "$_bb is not executable"
+    echo "$_bb"
+}
 
 # bin_path PROG: absolute path of PROG (a path, or a name looked up in PATH).
 bin_path() {

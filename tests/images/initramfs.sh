@@ -36,27 +36,6 @@ usage() { sed -n '/^# usage:/,/^# Environment:/s/^# \{0,1\}//p' "$here/$me" >&2;
 . "$here/../tools/need.sh"
 . "$here/bin.sh"
 
-# static_busybox: path of a statically linked busybox, installing busybox-static if needed.
-static_busybox() {
-    if [ -n "${BUSYBOX:-}" ]; then
-        [ -x "$BUSYBOX" ] || die "BUSYBOX=$BUSYBOX is not executable"
-        echo "$BUSYBOX"; return 0
-    fi
-    if ! dpkg -s busybox-static >/dev/null 2>&1; then
-        [ "$(id -u)" = 0 ] || die "Debian package busybox-static is not installed (or set BUSYBOX)"
-        say "installing busybox-static"
-        if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null 2>&1
-        then
-            apt-get update -qq >/dev/null 2>&1 || true
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null ||
-                die "apt-get install -y busybox-static failed"
-        fi
-    fi
-    bb=$(dpkg -L busybox-static | grep -m1 '/bin/busybox$') || die "busybox-static has no busybox?"
-    [ -x "$bb" ] || die "$bb is not executable"
-    echo "$bb"
-}
-
 # resolve MODDIR "NAMES": module paths relative to MODDIR, in load order (dependencies first).
 resolve() {
     mdir=$1

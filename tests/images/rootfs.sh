@@ -29,18 +29,6 @@ usage() { sed -n '/^# usage:/,/^# Environment:/s/^# \{0,1\}//p' "$here/$me" >&2;
 . "$here/../tools/need.sh"
 . "$here/bin.sh"
 
-# static_busybox: path of a statically linked busybox (busybox-static, or $BUSYBOX).
-static_busybox() {
-    if [ -n "${BUSYBOX:-}" ]; then
-        [ -x "$BUSYBOX" ] || die "BUSYBOX=$BUSYBOX is not executable"
-        echo "$BUSYBOX"; return 0
-    fi
-    dpkg -s busybox-static >/dev/null 2>&1 ||
-        die "Debian package busybox-static is not installed (or set BUSYBOX)"
-    bb=$(dpkg -L busybox-static | grep -m1 '/bin/busybox$') || die "busybox-static has no busybox?"
-    echo "$bb"
-}
-
 main() {
     out='' size=64M dir='' busybox=0 init='' adds='' bins='' label=revirt-root
     while [ $# -gt 0 ]; do
