@@ -49,7 +49,7 @@ int virtio_device_init(struct virtio_device *v, const struct virtio_device_ops *
     v->host_features = ops->features | CORE_FEATURES;
     v->config_msix_vector = NO_VECTOR;
     atomic_init(&v->isr, 0);
-    atomic_init(&v->needs_reset_logged, false);
+    atomic_init(&v->needs_reset, false);
     pthread_mutex_init(&v->lock, NULL);
     for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
         v->queues[i].kick_fd = -1;
@@ -117,7 +117,7 @@ void virtio_set_needs_reset(struct virtio_device *v, const char *why)
 {
     /* A status bit the driver cannot clear but by reset; kept apart from v->status so that a
      * device thread never needs the lock a vCPU may hold while stopping that thread. */
-    bool was = atomic_exchange(&v->needs_reset_logged, true);
+    bool was = atomic_exchange(&v->needs_reset, true);
     if (was)
         return;
     fprintf(stderr, "revirter: %s: %s; the device needs a reset by the guest\n", v->ops->name,
@@ -131,6 +131,11 @@ bool virtio_has_feature(const struct virtio_device *v, unsigned bit)
 }
 
 /* ---------------------------------------------------------------- transport side */
+
+uint8_t virtio_status(const struct virtio_device *v)
+{
+    return v->status | (atomic_load(&v->needs_reset) ? VIRTIO_STATUS_NEEDS_RESET : 0);
+}
 
 uint32_t virtio_host_features(const struct virtio_device *v, uint32_t select)
 {
@@ -155,7 +160,7 @@ static void device_reset(struct virtio_device *v)
     v->driver_features = 0;
     v->config_msix_vector = NO_VECTOR;
     atomic_store(&v->isr, 0);
-    atomic_store(&v->needs_reset_logged, false);
+    atomic_store(&v->needs_reset, false);
     queues_reset(v);
 }
 

@@ -99,7 +99,7 @@ struct virtio_device {
     uint16_t config_msix_vector;
     bool started;
     atomic_uint isr;
-    atomic_bool needs_reset_logged;
+    atomic_bool needs_reset; /* DEVICE_NEEDS_RESET, kept apart from status (see virtio_status) */
     struct virtio_queue queues[VIRTIO_MAX_QUEUES];
     const struct virtio_transport_ops *transport;
     void *transport_opaque;
@@ -129,6 +129,9 @@ void virtio_set_needs_reset(struct virtio_device *v, const char *why);
 bool virtio_has_feature(const struct virtio_device *v, unsigned bit);
 
 /* ---- transport side (with v->lock held) */
+
+/* The device status as the driver reads it: what it wrote, plus NEEDS_RESET when raised. */
+uint8_t virtio_status(const struct virtio_device *v);
 
 /* Write the device status (§2.1): 0 resets (stops the device, clears queues and features),
  * FEATURES_OK is refused (left clear) when the driver accepted features we did not offer or

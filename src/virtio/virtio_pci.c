@@ -99,11 +99,6 @@ static struct virtio_queue *selected(struct virtio_pci *p)
     return p->queue_select < p->v->ops->num_queues ? &p->v->queues[p->queue_select] : NULL;
 }
 
-static uint8_t status(const struct virtio_device *v)
-{
-    return v->status | (atomic_load(&v->needs_reset_logged) ? VIRTIO_STATUS_NEEDS_RESET : 0);
-}
-
 /* Value of the field that starts at off (a field boundary) and its width; 0 width for holes. */
 static uint64_t common_read_field(struct virtio_pci *p, uint32_t off, uint32_t *width)
 {
@@ -142,7 +137,7 @@ static uint64_t common_read_field(struct virtio_pci *p, uint32_t off, uint32_t *
     *width = 1;
     switch (off) {
     case 0x14:
-        return status(v);
+        return virtio_status(v);
     case 0x15:
         return __atomic_load_n(&v->config_generation, __ATOMIC_SEQ_CST);
     }

@@ -79,10 +79,8 @@ void *vdriver_ptr(struct vdriver *d, uint64_t gpa)
 uint8_t vdriver_status(struct vdriver *d)
 {
     pthread_mutex_lock(&d->v->lock);
-    uint8_t s = d->v->status;
+    uint8_t s = virtio_status(d->v);
     pthread_mutex_unlock(&d->v->lock);
-    if (atomic_load(&d->v->needs_reset_logged))
-        s |= VIRTIO_STATUS_NEEDS_RESET;
     return s;
 }
 
