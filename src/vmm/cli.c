@@ -2,7 +2,10 @@
 /* revirter's command line, modelled on what QEMU and kvmtool users type. */
 #include "cli.h"
 
+#include "revirt/hav.h"
+
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -112,6 +115,26 @@ static bool is_flag(const char *arg, const char *flag)
     return !strncmp(arg, flag, n) && (arg[n] == '\0' || arg[n] == '=');
 }
 
+/* A backend name is checked here, with the other flags, so that a typo is bad input (status 2)
+ * on every machine; whether the backend works here is only known once it is opened. */
+static bool known_backend(const char *name, char *err, size_t err_len)
+{
+    const char *const *names = hav_backend_list();
+    char list[128] = "";
+    size_t used = 0;
+    if (!strcmp(name, "auto"))
+        return true;
+    for (size_t i = 0; names[i]; i++) {
+        if (!strcmp(names[i], name))
+            return true;
+        int n = snprintf(list + used, sizeof(list) - used, "%s%s", used ? ", " : "", names[i]);
+        if (n > 0 && (size_t)n < sizeof(list) - used)
+            used += (size_t)n;
+    }
+    fail(err, err_len, "--hav: no HAV backend named '%s' (built in: %s, or auto)", name, list);
+    return false;
+}
+
 enum cli_action cli_parse(int argc, char *const *argv, struct vmm_config *cfg, char *err,
                           size_t err_len)
 {
@@ -173,6 +196,8 @@ enum cli_action cli_parse(int argc, char *const *argv, struct vmm_config *cfg, c
         } else if (!strcmp(flag, "--cmdline")) {
             cfg->cmdline = v;
         } else if (!strcmp(flag, "--hav")) {
+            if (!known_backend(v, err, err_len))
+                return CLI_ERROR;
             cfg->hav = v;
         } else if (!strcmp(flag, "--cpus")) {
             char *end;

@@ -37,6 +37,9 @@
 
 struct vm;
 
+/* Where the two RAM ranges start: 0, and 4 GiB for what does not fit below the PCI hole. */
+static const uint64_t ram_gpa[2] = {0, BOOT_4G};
+
 /* Every virtio device of the VM, whatever its kind: its PCI function and how to free it. */
 #define VM_MAX_VIRTIO (VMM_MAX_DISKS + VMM_MAX_NICS + 3)
 
@@ -61,6 +64,8 @@ struct vm {
     struct guest_mem mem;
     void *ram[2];
     uint64_t ram_size[2];
+    void *kernel, *initrd; /* the image files, mapped until they are loaded into guest RAM */
+    size_t kernel_size, initrd_size;
     struct bus pio, mmio;
     struct serial *serial;
     struct i8042 *i8042;
@@ -74,10 +79,15 @@ struct vm {
     struct virtio_console *vcon;
     struct msi_ops msi;
     struct ioevent_ops ioevent;
+    /* Queue notifiers the devices asked for before the backend was opened (the PCI functions
+     * are placed while the machine is built); registered by start_backend. */
+    struct hav_io_notifier *early_ioevents;
+    unsigned nearly_ioevents;
     pthread_mutex_t gsi_lock;
     uint64_t gsi_used[HAV_MAX_GSI / 64]; /* MSI vectors: GSIs from 24 up */
     struct vcpu_thread vcpus[VMM_MAX_CPUS];
     unsigned nvcpus;
+    bool bad_input; /* set-up failed on something named on the command line */
     /* The first reason to stop wins; every vCPU is then kicked out. */
     atomic_int ended; /* 0 running, else enum vm_end + 1 */
     int status;
@@ -110,6 +120,10 @@ static void vm_stop(struct vm *vm, enum vm_end why, int status)
 static void set_irq(void *opaque, unsigned gsi, bool level)
 {
     struct vm *vm = opaque;
+    /* Devices are made before the backend is opened; every line starts low, so a device that
+     * sets its line while being made changes nothing the VM could see. */
+    if (!vm->hvm)
+        return;
     if (hav_vm_irq_line(vm->hvm, gsi, level) < 0)
         vm_error("interrupt line %u: %s", gsi, hav_last_error());
 }
@@ -205,6 +219,15 @@ static int ioevent_add(void *opaque, uint64_t addr, uint32_t len, int fd)
 {
     struct vm *vm = opaque;
     struct hav_io_notifier n = {.space = HAV_IO_MMIO, .addr = addr, .len = len, .fd = fd};
+    if (!vm->hvm) {
+        struct hav_io_notifier *a =
+            realloc(vm->early_ioevents, (vm->nearly_ioevents + 1) * sizeof(*vm->early_ioevents));
+        if (!a)
+            return -ENOMEM;
+        vm->early_ioevents = a;
+        a[vm->nearly_ioevents++] = n;
+        return 0;
+    }
     int r = hav_vm_io_notifier(vm->hvm, &n);
     if (r < 0)
         vm_error("queue notifier at 0x%llx: %s", (unsigned long long)addr, hav_last_error());
@@ -215,6 +238,16 @@ static int ioevent_del(void *opaque, uint64_t addr, uint32_t len, int fd)
 {
     struct vm *vm = opaque;
     struct hav_io_notifier n = {.space = HAV_IO_MMIO, .addr = addr, .len = len, .fd = fd};
+    if (!vm->hvm) {
+        for (unsigned i = 0; i < vm->nearly_ioevents; i++) {
+            struct hav_io_notifier *e = &vm->early_ioevents[i];
+            if (e->addr == addr && e->len == len && e->fd == fd) {
+                *e = vm->early_ioevents[--vm->nearly_ioevents];
+                return 0;
+            }
+        }
+        return -ENOENT;
+    }
     return hav_vm_remove_io_notifier(vm->hvm, &n);
 }
 
@@ -248,13 +281,13 @@ static void *map_file(const char *what, const char *path, size_t *size)
     return p;
 }
 
-/* RAM below the PCI hole at 0, the rest at 4 GiB: the layout boot_e820_default describes. */
+/* RAM below the PCI hole at 0, the rest at 4 GiB: the layout boot_e820_default describes. Host
+ * memory only: it is attached to the VM by attach_ram once the backend is open. */
 static int map_ram(struct vm *vm)
 {
     uint64_t total = vm->cfg->memory;
     vm->ram_size[0] = total < BOOT_PCI_HOLE_START ? total : BOOT_PCI_HOLE_START;
     vm->ram_size[1] = total - vm->ram_size[0];
-    const uint64_t gpa[2] = {0, BOOT_4G};
     for (int i = 0; i < 2 && vm->ram_size[i]; i++) {
         /* NORESERVE: guest RAM costs only what the guest touches. */
         vm->ram[i] = mmap(NULL, vm->ram_size[i], PROT_READ | PROT_WRITE,
@@ -266,9 +299,20 @@ static int map_ram(struct vm *vm)
             return -ENOMEM;
         }
         madvise(vm->ram[i], vm->ram_size[i], MADV_HUGEPAGE);
-        if (guest_mem_add(&vm->mem, gpa[i], vm->ram[i], vm->ram_size[i]) < 0 ||
-            hav_vm_attach_memory(vm->hvm, gpa[i], vm->ram[i], vm->ram_size[i], 0) < 0) {
-            vm_error("guest RAM at 0x%llx: %s", (unsigned long long)gpa[i], hav_last_error());
+        int r = guest_mem_add(&vm->mem, ram_gpa[i], vm->ram[i], vm->ram_size[i]);
+        if (r < 0) {
+            vm_error("guest RAM at 0x%llx: %s", (unsigned long long)ram_gpa[i], strerror(-r));
+            return r;
+        }
+    }
+    return 0;
+}
+
+static int attach_ram(struct vm *vm)
+{
+    for (int i = 0; i < 2 && vm->ram[i]; i++) {
+        if (hav_vm_attach_memory(vm->hvm, ram_gpa[i], vm->ram[i], vm->ram_size[i], 0) < 0) {
+            vm_error("guest RAM at 0x%llx: %s", (unsigned long long)ram_gpa[i], hav_last_error());
             return -EINVAL;
         }
     }
@@ -371,7 +415,7 @@ static void destroy_vsock(void *d)
 }
 
 /* The virtio devices the command line asked for. A device that cannot be made is bad input
- * (a missing image, an absent TAP): -EINVAL after a message; other failures another errno. */
+ * (a missing image, an absent TAP): vm->bad_input is set. A message is printed either way. */
 static int create_virtio(struct vm *vm)
 {
     const struct vmm_config *cfg = vm->cfg;
@@ -384,6 +428,7 @@ static int create_virtio(struct vm *vm)
         struct virtio_blk *b;
         if ((r = virtio_blk_create(&cfg->disks[i], &vm->mem, &b, err, sizeof(err))) < 0) {
             vm_error("--disk %s: %s", cfg->disks[i].path, err);
+            vm->bad_input = true;
             return -EINVAL;
         }
         if ((r = add_virtio(vm, "--disk", virtio_blk_device(b), b, destroy_blk)) < 0)
@@ -393,6 +438,7 @@ static int create_virtio(struct vm *vm)
         struct virtio_net *n;
         if ((r = virtio_net_create(&cfg->nics[i], &vm->mem, &n, err, sizeof(err))) < 0) {
             vm_error("--net: %s", err);
+            vm->bad_input = true;
             return -EINVAL;
         }
         if ((r = add_virtio(vm, "--net", virtio_net_device(n), n, destroy_net)) < 0)
@@ -423,6 +469,7 @@ static int create_virtio(struct vm *vm)
         struct virtio_vsock *s;
         if ((r = virtio_vsock_create(&cfg->vsock, &vm->mem, &s, err, sizeof(err))) < 0) {
             vm_error("--vsock: %s", err);
+            vm->bad_input = true;
             return -EINVAL;
         }
         if ((r = add_virtio(vm, "--vsock", virtio_vsock_device(s), s, destroy_vsock)) < 0)
@@ -431,45 +478,58 @@ static int create_virtio(struct vm *vm)
     return 0;
 }
 
+/* Read the kernel and initrd named on the command line (first of all: a bad file is bad input
+ * whatever the machine). */
+static int map_images(struct vm *vm)
+{
+    if (!(vm->kernel = map_file("kernel", vm->cfg->kernel, &vm->kernel_size)))
+        return -ENOENT;
+    if (vm->cfg->initrd && !(vm->initrd = map_file("initrd", vm->cfg->initrd, &vm->initrd_size)))
+        return -ENOENT;
+    return 0;
+}
+
+static void unmap_images(struct vm *vm)
+{
+    if (vm->kernel)
+        munmap(vm->kernel, vm->kernel_size);
+    if (vm->initrd)
+        munmap(vm->initrd, vm->initrd_size);
+    vm->kernel = vm->initrd = NULL;
+}
+
+/* Parse the kernel image and lay it out in guest RAM with its boot information; an image that
+ * is not a kernel revirter can boot is bad input. */
 static int load_kernel(struct vm *vm, uint64_t rsdp, struct hav_x86_state *st)
 {
-    size_t ksize = 0, isize = 0;
-    void *kernel = map_file("kernel", vm->cfg->kernel, &ksize);
-    if (!kernel)
-        return -ENOENT;
-    void *initrd = NULL;
-    if (vm->cfg->initrd && !(initrd = map_file("initrd", vm->cfg->initrd, &isize))) {
-        munmap(kernel, ksize);
-        return -ENOENT;
-    }
     struct boot_e820_entry e820[BOOT_E820_DEFAULT_MAX];
     int n = boot_e820_default(vm->cfg->memory, e820, BOOT_E820_DEFAULT_MAX);
-    int r = n;
-    if (n >= 0) {
-        struct boot_config bc = {
-            .kernel = kernel,
-            .kernel_size = ksize,
-            .initrd = initrd,
-            .initrd_size = isize,
-            .cmdline = vm->cfg->cmdline                         ? vm->cfg->cmdline
-                       : vm->cfg->console == VMM_CONSOLE_VIRTIO ? VMM_DEFAULT_CMDLINE_HVC
-                                                                : VMM_DEFAULT_CMDLINE,
-            .mem = &vm->mem,
-            .e820 = e820,
-            .e820_count = (unsigned)n,
-            .rsdp_addr = rsdp,
-        };
-        struct boot_result res;
-        char err[256];
-        r = boot_load(&bc, st, &res, err, sizeof(err));
-        if (r < 0)
-            vm_error("--kernel %s: %s", vm->cfg->kernel, err);
-    } else {
+    if (n < 0) {
         vm_error("--memory: %s", strerror(-n));
+        vm->bad_input = true;
+        return n;
     }
-    munmap(kernel, ksize);
-    if (initrd)
-        munmap(initrd, isize);
+    struct boot_config bc = {
+        .kernel = vm->kernel,
+        .kernel_size = vm->kernel_size,
+        .initrd = vm->initrd,
+        .initrd_size = vm->initrd_size,
+        .cmdline = vm->cfg->cmdline                         ? vm->cfg->cmdline
+                   : vm->cfg->console == VMM_CONSOLE_VIRTIO ? VMM_DEFAULT_CMDLINE_HVC
+                                                            : VMM_DEFAULT_CMDLINE,
+        .mem = &vm->mem,
+        .e820 = e820,
+        .e820_count = (unsigned)n,
+        .rsdp_addr = rsdp,
+    };
+    struct boot_result res;
+    char err[256];
+    int r = boot_load(&bc, st, &res, err, sizeof(err));
+    unmap_images(vm); /* copied into guest RAM, or refused */
+    if (r < 0) {
+        vm_error("--kernel %s: %s", vm->cfg->kernel, err);
+        vm->bad_input = true;
+    }
     return r;
 }
 
@@ -598,7 +658,71 @@ static void vm_free(struct vm *vm)
         if (vm->ram[i])
             munmap(vm->ram[i], vm->ram_size[i]);
     hav_close(vm->b);
+    free(vm->early_ioevents);
+    unmap_images(vm);
     free(vm);
+}
+
+/* The machine without the backend: guest RAM (host memory), devices and their host resources
+ * (images, TAPs, sockets), ACPI tables and the kernel in RAM. Everything named on the command
+ * line is checked here, before any backend is opened, so that bad input is reported the same
+ * way (status 2) on a machine with or without a hypervisor. A negative errno after a message;
+ * vm->bad_input tells whether the command line was at fault. */
+static int build_machine(struct vm *vm, struct hav_x86_state *boot)
+{
+    const struct vmm_config *cfg = vm->cfg;
+    int r;
+    if ((r = map_images(vm)) < 0) {
+        vm->bad_input = true;
+        return r;
+    }
+    if ((r = map_ram(vm)) < 0 || (r = create_devices(vm)) < 0 || (r = create_virtio(vm)) < 0)
+        return r;
+    uint8_t aml_buf[4096];
+    struct acpi_aml aml;
+    size_t aml_len = 0;
+    acpi_aml_init(&aml, aml_buf, sizeof(aml_buf));
+    pci_host_aml(vm->pci, &aml);
+    if ((r = acpi_aml_finish(&aml, &aml_len)) < 0) {
+        vm_error("ACPI description of PCI: %s", strerror(-r));
+        return r;
+    }
+    struct acpi_config ac = {
+        .vcpus = cfg->cpus, .ports = ACPI_PORTS_DEFAULT, .sb_aml = aml_buf, .sb_aml_len = aml_len};
+    uint64_t rsdp = 0;
+    if ((r = acpi_tables_write(&vm->mem, &ac, &rsdp)) < 0) {
+        vm_error("ACPI tables for %u vCPUs: %s", cfg->cpus, strerror(-r));
+        return r;
+    }
+    return load_kernel(vm, rsdp, boot);
+}
+
+/* The backend's part: the VM, its RAM and its vCPUs with the boot state. */
+static int start_backend(struct vm *vm, const struct hav_x86_state *boot)
+{
+    const struct vmm_config *cfg = vm->cfg;
+    struct hav_vm_config vc = {.irqchip = HAV_IRQCHIP_KERNEL, .pit = true};
+    if (hav_open(cfg->hav, &vm->b) < 0) {
+        vm_error("%s", hav_last_error());
+        return -ENODEV;
+    }
+    if (cfg->cpus > hav_max_vcpus(vm->b)) {
+        vm_error("--cpus: %u is more than the %s backend allows (%u)", cfg->cpus,
+                 hav_backend_name(vm->b), hav_max_vcpus(vm->b));
+        return -ENOTSUP;
+    }
+    if (hav_vm_create(vm->b, &vc, &vm->hvm) < 0) {
+        vm_error("%s", hav_last_error());
+        return -ENODEV;
+    }
+    int r = attach_ram(vm);
+    for (unsigned i = 0; r == 0 && i < vm->nearly_ioevents; i++)
+        if ((r = hav_vm_io_notifier(vm->hvm, &vm->early_ioevents[i])) < 0)
+            vm_error("queue notifier at 0x%llx: %s", (unsigned long long)vm->early_ioevents[i].addr,
+                     hav_last_error());
+    if (r == 0)
+        r = create_vcpus(vm, boot, HAV_X86_GPRS | HAV_X86_SEGS | HAV_X86_CRS);
+    return r;
 }
 
 enum vm_end vm_run(const struct vmm_config *cfg, int *status)
@@ -614,52 +738,16 @@ enum vm_end vm_run(const struct vmm_config *cfg, int *status)
     bus_init(&vm->mmio, "mmio");
     enum vm_end end = VM_END_ERROR;
     struct hav_x86_state *boot = calloc(1, sizeof(*boot));
-    struct hav_vm_config vc = {.irqchip = HAV_IRQCHIP_KERNEL, .pit = true};
-    if (!boot)
-        goto out;
-    if (hav_open(cfg->hav, &vm->b) < 0) {
-        vm_error("%s", hav_last_error());
+    if (!boot) {
+        vm_error("out of memory");
         goto out;
     }
-    if (cfg->cpus > hav_max_vcpus(vm->b)) {
-        vm_error("--cpus: %u is more than the %s backend allows (%u)", cfg->cpus,
-                 hav_backend_name(vm->b), hav_max_vcpus(vm->b));
-        goto out;
-    }
-    if (hav_vm_create(vm->b, &vc, &vm->hvm) < 0) {
-        vm_error("%s", hav_last_error());
-        goto out;
-    }
-    if (map_ram(vm) < 0 || create_devices(vm) < 0)
-        goto out;
-    int r = create_virtio(vm);
-    if (r < 0) {
-        if (r == -EINVAL)
+    if (build_machine(vm, boot) < 0) {
+        if (vm->bad_input)
             end = VM_END_BAD_INPUT;
         goto out;
     }
-    uint8_t aml_buf[4096];
-    struct acpi_aml aml;
-    size_t aml_len = 0;
-    acpi_aml_init(&aml, aml_buf, sizeof(aml_buf));
-    pci_host_aml(vm->pci, &aml);
-    if ((r = acpi_aml_finish(&aml, &aml_len)) < 0) {
-        vm_error("ACPI description of PCI: %s", strerror(-r));
-        goto out;
-    }
-    struct acpi_config ac = {
-        .vcpus = cfg->cpus, .ports = ACPI_PORTS_DEFAULT, .sb_aml = aml_buf, .sb_aml_len = aml_len};
-    uint64_t rsdp = 0;
-    r = acpi_tables_write(&vm->mem, &ac, &rsdp);
-    if (r < 0) {
-        vm_error("ACPI tables for %u vCPUs: %s", cfg->cpus, strerror(-r));
-        goto out;
-    }
-    if (load_kernel(vm, rsdp, boot) < 0) {
-        end = VM_END_BAD_INPUT;
-        goto out;
-    }
-    if (create_vcpus(vm, boot, HAV_X86_GPRS | HAV_X86_SEGS | HAV_X86_CRS) < 0)
+    if (start_backend(vm, boot) < 0)
         goto out;
 
     vm->console = console_start(STDIN_FILENO, console_feed, console_quit, vm);

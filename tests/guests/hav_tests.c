@@ -614,15 +614,19 @@ static void test_backend_missing(void)
     struct hav_backend *b = (struct hav_backend *)1;
     CHECK_EQ(hav_open("nosuch", &b), -ENOENT);
     CHECK(b == NULL, "no backend handed out");
-    CHECK(strstr(hav_last_error(), "nosuch") && strstr(hav_last_error(), "kvm"),
-          "message names the request and what exists: %s", hav_last_error());
+    /* Backend-neutral: the message names the request and every backend that exists. */
+    const char *const *names = hav_backend_list();
+    CHECK(names[0] != NULL, "at least one backend is built in");
+    CHECK(strstr(hav_last_error(), "nosuch") != NULL, "message names the request: %s",
+          hav_last_error());
+    for (unsigned i = 0; names[i]; i++)
+        CHECK(strstr(hav_last_error(), names[i]) != NULL, "message lists %s: %s", names[i],
+              hav_last_error());
     setenv("REVIRT_HAV", "revirt-k", 1);
     CHECK_EQ(hav_open(NULL, &b), -ENOENT);
     CHECK(strstr(hav_last_error(), "revirt-k") != NULL, "REVIRT_HAV honoured: %s",
           hav_last_error());
     unsetenv("REVIRT_HAV");
-    const char *const *names = hav_backend_list();
-    CHECK(names[0] && !strcmp(names[0], "kvm"), "kvm is listed");
     CHECK(hav_open(NULL, &b) == 0, "auto works here: %s", hav_last_error());
     if (b) {
         struct hav_vm_config bad = {.irqchip = HAV_IRQCHIP_NONE, .pit = true};

@@ -62,6 +62,8 @@ static void test_bad(void)
     bad("odd memory", "multiple of 4K", 6, "--kernel", "k", "--memory", "16777217");
     bad("bad reboot", "--on-reboot: 'later'", 5, "--kernel", "k", "--on-reboot=later", NULL);
     bad("empty kernel", "--kernel: empty", 3, "--kernel=", NULL, NULL, NULL);
+    bad("unknown backend", "--hav: no HAV backend named 'nosuch'", 6, "--kernel", "k", "--hav",
+        "nosuch");
     struct vmm_config c;
     char err[200];
     char *argv[] = {"revirter", "boot"};
