@@ -60,7 +60,10 @@ no-debug-exit)
 triple-fault)
     run 1 "$rv" run --kernel "$dir/mb_hello.elf" --cmdline crash
     expect "$err" "vCPU 0: triple fault"
-    expect "$err" "vCPU 0: rip 0000000000100" ;;
+    # A register dump follows. Where it crashed is only known on some hardware: KVM on AMD SVM
+    # resets the vCPU on the shutdown intercept (APM vol. 2 §15.12: the VMCB is undefined after
+    # it), so the dump may show the reset vector.
+    expect "$err" "vCPU 0: rip \(0000000000100\|000000000000fff0\)" ;;
 reboot)
     run 0 "$rv" run --kernel "$dir/mb_hello.elf" --cmdline reboot
     expect "$out" "cmdline=reboot" ;;

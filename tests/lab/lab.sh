@@ -21,6 +21,9 @@
 #              LAB_CPU     QEMU -cpu for L1 (default EPYC,+svm,+npt; "max" is ~4x slower)
 #              LAB_APPEND  extra L1 kernel command-line arguments
 #              LAB_MODULES extra L1 modules (dependencies are resolved from modules.dep)
+#              LAB_STALL   seconds without L1's heartbeat before it counts as frozen (120)
+#              LAB_MONITOR a Unix socket path for QEMU's monitor (default: one in a temporary
+#                          dir); L1 runs with nokaslr, so RIPs match its System.map
 # Needs (installed when missing, as root): qemu-system-x86, busybox-static, cpio, kmod.
 set -eu
 
@@ -51,6 +54,7 @@ work=$(arg work) id=$(arg id)
 up() { cut -d' ' -f1 /proc/uptime; }
 # Status goes to ttyS1 (a file on the host) and, as a fallback, to a file in the work dir.
 report() {
+    [ -z "${hb:-}" ] || kill "$hb" 2>/dev/null
     echo "lab-status $id $1" > /dev/ttyS1 2>/dev/null
     [ -z "$2" ] || { echo "$1" > "/host$work/.lab-$id.rc"; sync; }
 }
@@ -75,6 +79,12 @@ mount -t 9p -o "$o" work "/host$work" || fail "cannot mount the work dir $work (
 ip link set lo up
 [ -c /dev/kvm ] || echo "lab: warning: no /dev/kvm in L1 (kvm_amd did not load?)"
 echo "lab: L1 up in $(up)s"
+# L1's symbols (fixed: nokaslr), once per cache, to name where a frozen L1's CPUs are.
+[ "$(arg syms)" != 1 ] || cat /proc/kallsyms > "/host$work/.lab-$id.syms"
+# A heartbeat on ttyS1: the host stops an L1 that has frozen whole (no console message, no
+# stall report), which TCG's SVM emulation has been seen to do.
+( while :; do echo "lab-alive $id $(up)" > /dev/ttyS1; sleep 10; done ) &
+hb=$!
 env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp TERM=dumb \
     LAB_L1=1 chroot /host /bin/sh -c 'cd "$1" && exec /bin/sh "$2"' lab "$work" \
     "$work/.lab-$id.cmd" < /dev/null
@@ -116,19 +126,23 @@ run() {
     need qemu-system-x86_64 qemu-system-x86; need timeout coreutils
     initramfs "$cache"
     mem=${LAB_MEM:-4096} smp=${LAB_SMP:-2} tmo=${LAB_TIMEOUT:-600} cpu=${LAB_CPU:-EPYC,+svm,+npt}
+    stall=${LAB_STALL:-120}
+    syms=0; [ -s "$cache/l1-$ver.syms" ] || syms=1
 
     id=$$-$(date +%s)
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/lab.XXXXXX")
+    mon=${LAB_MONITOR:-$tmp/monitor}
     qpid='' tpid='' l1_died=''
     cleanup() {
         if [ -n "$qpid" ]; then kill -TERM "$qpid" 2>/dev/null || true; wait "$qpid" 2>/dev/null || true; fi
         [ -z "$tpid" ] || kill "$tpid" 2>/dev/null || true
-        rm -rf "$tmp" "$work/.lab-$id.cmd" "$work/.lab-$id.rc" 2>/dev/null || true
+        rm -rf "$tmp" "$work/.lab-$id.cmd" "$work/.lab-$id.rc" "$work/.lab-$id.syms" 2>/dev/null || true
     }
     trap 'cleanup' EXIT
     trap 'say "interrupted"; exit 130' INT TERM HUP
     printf '%s\n' "$cmd" > "$work/.lab-$id.cmd"
     : > "$tmp/status"
+    : > "$tmp/console" # before tail follows it
 
     start=$(date +%s)
     # In the background so that a signal to this script can stop it (timeout makes its own
@@ -136,8 +150,9 @@ run() {
     timeout -k 10 "$tmo" qemu-system-x86_64 -accel tcg,thread=multi -cpu "$cpu" \
         -smp "$smp" -m "$mem" -display none -nodefaults -no-reboot \
         -serial stdio -serial "file:$tmp/status" \
+        -monitor "unix:$mon,server,nowait" \
         -kernel "$cache/vmlinuz" -initrd "$l1" \
-        -append "console=ttyS0 panic=-1 quiet lab_work=$work lab_id=$id ${LAB_APPEND:-}" \
+        -append "console=ttyS0 panic=-1 quiet nokaslr lab_work=$work lab_id=$id lab_syms=$syms ${LAB_APPEND:-}" \
         -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
         -virtfs "local,path=$work,mount_tag=work,security_model=none,multidevs=remap" \
         < /dev/null 2> "$tmp/qemu.err" > "$tmp/console" &
@@ -146,11 +161,21 @@ run() {
     # TCG's SVM emulation, with any L2 VMM) rather than after LAB_TIMEOUT.
     tail -n +1 -f "$tmp/console" &
     tpid=$!
+    beat=$start beat_size=0
     while kill -0 "$qpid" 2>/dev/null; do
         if grep -qE 'Kernel panic|rcu: INFO: rcu_.* stall|watchdog: BUG: soft lockup' \
             "$tmp/console" 2>/dev/null; then
             sleep 2
             say "L1's kernel panicked or stalled (see above): stopping it"
+            kill -TERM "$qpid" 2>/dev/null || true
+            l1_died=1
+            break
+        fi
+        now=$(date +%s) size=$(wc -c < "$tmp/status")
+        [ "$size" = "$beat_size" ] || { beat=$now beat_size=$size; }
+        if [ $((now - beat)) -ge "$stall" ]; then
+            say "L1 sent no heartbeat for ${stall}s (LAB_STALL): it froze; where its CPUs are:"
+            l1_where "$mon" "$cache" >&2
             kill -TERM "$qpid" 2>/dev/null || true
             l1_died=1
             break
@@ -162,6 +187,7 @@ run() {
     sleep 1
     kill "$tpid" 2>/dev/null || true
     wait "$tpid" 2>/dev/null || true
+    [ ! -s "$work/.lab-$id.syms" ] || mv "$work/.lab-$id.syms" "$cache/l1-$ver.syms"
     [ -z "$l1_died" ] || die "L1's kernel failed; the lab run is void"
     grep -v "TCG doesn't support requested feature" "$tmp/qemu.err" >&2 || true
     rc=$(tr -d '\r' < "$tmp/status" | sed -n "s/^lab-status $id \([0-9a-z]*\)\$/\1/p" | tail -n 1)
@@ -175,6 +201,35 @@ run() {
         *[!0-9]*|'') die "L1 reported a malformed status '$rc'" ;;
     esac
     return "$rc"
+}
+
+# l1_where MONITOR CACHE: each L1 CPU's RIP and mode from QEMU's monitor, with the L1 kernel
+# symbol it is in (L1 runs with nokaslr; its kallsyms were saved by an earlier boot), for the
+# log of a frozen L1.
+l1_where() {
+    for c in $(seq 0 $((${LAB_SMP:-2} - 1))); do
+        printf 'cpu %s\ninfo registers\n' "$c" | timeout 20 socat - "UNIX-CONNECT:$1" 2>/dev/null |
+            tr -d '\r' | grep -aE '^(RIP|CS |EFER|CR0)' | sed "s/^/lab: cpu $c: /"
+    done > "$tmp/where"
+    cat "$tmp/where"
+    map=$2/l1-$ver.syms
+    [ -s "$map" ] || return 0
+    python3 - "$map" "$tmp/where" <<'PY' || true
+import bisect, re, sys
+syms = []
+for line in open(sys.argv[1]):
+    a, _, name = line.split()[:3]
+    syms.append((int(a, 16), name))
+syms.sort()
+keys = [a for a, _ in syms]
+for line in open(sys.argv[2]):
+    m = re.search(r"(lab: cpu \d+): RIP=([0-9a-f]+)", line)
+    if m:
+        rip = int(m.group(2), 16)
+        i = bisect.bisect_right(keys, rip) - 1
+        where = f"{syms[i][1]}+0x{rip - syms[i][0]:x}" if i >= 0 and rip >= 0xffffffff80000000 else "not in L1's kernel text (user space, or an L2 guest)"
+        print(f"{m.group(1)}: {where}")
+PY
 }
 
 cache_arg() { echo "${1:-${LAB_CACHE:-$repo/build/lab-cache}}"; }
