@@ -14,7 +14,7 @@
 #define RATELIMIT_BURST 10u
 #define RATELIMIT_INTERVAL_NS 5000000000ull /* 5 s, as Linux's printk_ratelimited */
 
-/* One per call site (a static next to the message): a flood of one kind of message then
+/* One per kind of message (usually a static next to it): a flood of one kind of message then
  * never hides a different one. */
 struct ratelimit {
     pthread_mutex_t lock;

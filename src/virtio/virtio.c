@@ -3,6 +3,8 @@
  * machine with reset (virtio 1.2 §2.1, §3.1), queues and their interrupts. */
 #include "virtio.h"
 
+#include "sys/ratelimit.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,8 +122,10 @@ void virtio_set_needs_reset(struct virtio_device *v, const char *why)
     bool was = atomic_exchange(&v->needs_reset, true);
     if (was)
         return;
-    fprintf(stderr, "revirter: %s: %s; the device needs a reset by the guest\n", v->ops->name,
-            why ? why : "malformed request");
+    /* Once per reset, but a guest can break and reset its devices in a loop. */
+    static struct ratelimit rl = RATELIMIT_INIT;
+    ratelimit_log(&rl, "revirter: %s: %s; the device needs a reset by the guest", v->ops->name,
+                  why ? why : "malformed request");
     raise_config(v);
 }
 
