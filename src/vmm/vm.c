@@ -190,7 +190,7 @@ static int msi_bind(void *opaque, int fd)
         hav_vm_clear_msi_route(vm->hvm, (unsigned)gsi) < 0)
         ratelimit_log(&plumbing_log, "revirter: MSI route %d: %s", gsi, hav_last_error());
     if (r < 0) {
-        ratelimit_log(&plumbing_log, "revirter: MSI vector: %s", hav_last_error());
+        /* Not logged here: MSI-X refuses the enable and says so in one line. */
         pthread_mutex_lock(&vm->gsi_lock);
         vm->gsi_used[gsi / 64] &= ~(1ull << (gsi % 64));
         pthread_mutex_unlock(&vm->gsi_lock);

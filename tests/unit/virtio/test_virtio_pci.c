@@ -20,7 +20,13 @@
 #define RAM (4ull << 20)
 
 /* BAR 0 layout (virtio_pci.c) and common configuration offsets (§4.1.4.3). */
+#define COMMON_CONFIG_VECTOR 0x10
 #define COMMON_STATUS 0x14
+#define COMMON_QUEUE_SELECT 0x16
+#define COMMON_QUEUE_VECTOR 0x1a
+#define ISR_OFF 0x1000
+#define MSIX_ENABLE 0x8000u
+#define MSIX_FMASK 0x4000u
 
 /* ---------------------------------------------------------------- fakes */
 
@@ -120,6 +126,65 @@ static void wr(struct rig *r, uint64_t off, uint64_t v, uint32_t len)
           (unsigned long long)off);
 }
 
+/* Offset of the MSI-X capability in slot 1's configuration space. */
+static uint32_t msix_cap(struct rig *r)
+{
+    uint32_t c = pci_host_cfg_read(r->host, 1, PCI_CAP_PTR, 1);
+    for (unsigned n = 0; c && n < 48; n++) {
+        if (pci_host_cfg_read(r->host, 1, c, 1) == PCI_CAP_ID_MSIX)
+            return c;
+        c = pci_host_cfg_read(r->host, 1, c + 1, 1);
+    }
+    CHECK(0, "no MSI-X capability");
+    return 0;
+}
+
+/* ---------------------------------------------------------------- MSI-X failure */
+
+static void enable_msix(void *arg)
+{
+    struct rig *r = arg;
+    /* Linux's msix_capability_init: enable with the function masked. */
+    pci_host_cfg_write(r->host, 1, msix_cap(r) + 2, 2, MSIX_ENABLE | MSIX_FMASK);
+}
+
+/* The VMM cannot bind a vector: the driver must learn it from the vector read-back, as Linux's
+ * virtio_pci does, and then get its interrupts through INTx instead of losing them. */
+static void test_msix_bind_failure(void)
+{
+    struct rig r;
+    rig_open(&r);
+    struct virtio_rng *rng;
+    CHECK_EQ(virtio_rng_create(&r.d.mem, &rng), 0);
+    struct virtio_device *v = virtio_rng_device(rng);
+    rig_add(&r, v);
+    uint32_t cap = msix_cap(&r);
+    r.msi.fail_bind = 1;
+    CHECK_EQ(stderr_capture(enable_msix, &r, NULL, 0), 1);
+    CHECK(!(pci_host_cfg_read(r.host, 1, cap + 2, 2) & MSIX_ENABLE), "Enable reads back 0");
+    /* Every mapping the driver tries reads back NO_VECTOR (§4.1.5.1.2). */
+    wr(&r, COMMON_CONFIG_VECTOR, 0, 2);
+    CHECK_EQ(rd(&r, COMMON_CONFIG_VECTOR, 2), MSIX_NO_VECTOR);
+    wr(&r, COMMON_QUEUE_SELECT, 0, 2);
+    wr(&r, COMMON_QUEUE_VECTOR, 1, 2);
+    CHECK_EQ(rd(&r, COMMON_QUEUE_VECTOR, 2), MSIX_NO_VECTOR);
+    /* The driver gives MSI-X up; an interrupt now raises INTx, and the ISR read lowers it. */
+    pci_host_cfg_write(r.host, 1, cap + 2, 2, 0);
+    virtio_config_changed(v);
+    CHECK(intx_level, "INTx raised");
+    CHECK_EQ(rd(&r, ISR_OFF, 1), VIRTIO_ISR_CONFIG);
+    CHECK(!intx_level, "INTx lowered");
+    /* A later enable binds what is left, and the mappings stick. */
+    enable_msix(&r);
+    CHECK(pci_host_cfg_read(r.host, 1, cap + 2, 2) & MSIX_ENABLE, "enabled");
+    wr(&r, COMMON_CONFIG_VECTOR, 0, 2);
+    CHECK_EQ(rd(&r, COMMON_CONFIG_VECTOR, 2), 0);
+    CHECK_EQ(rd(&r, COMMON_QUEUE_VECTOR, 2), 1);
+    rig_close(&r);
+    virtio_rng_destroy(rng);
+    CHECK_EQ(r.msi.nunbound, r.msi.nbound);
+}
+
 /* ---------------------------------------------------------------- log flooding */
 
 /* A guest that sets DRIVER_OK without FEATURES_OK breaks its device (NEEDS_RESET, one log
@@ -154,6 +219,7 @@ static void test_needs_reset_flood(void)
 
 int main(void)
 {
+    RUN(test_msix_bind_failure);
     RUN(test_needs_reset_flood);
     return check_done();
 }
