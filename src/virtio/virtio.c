@@ -155,6 +155,21 @@ void virtio_write_driver_features(struct virtio_device *v, uint32_t select, uint
     v->driver_features = (v->driver_features & ~mask) | ((uint64_t)value << (32 * select));
 }
 
+void virtio_config_write(struct virtio_device *v, uint32_t off, const uint8_t *data, uint32_t len)
+{
+    const uint8_t *wmask = v->ops->config_wmask;
+    if (!wmask || off >= v->config_size || len > v->config_size - off)
+        return;
+    bool any = false;
+    for (uint32_t i = 0; i < len; i++) {
+        uint8_t m = wmask[off + i];
+        v->config[off + i] = (uint8_t)((v->config[off + i] & ~m) | (data[i] & m));
+        any |= m != 0;
+    }
+    if (any && v->ops->config_written)
+        v->ops->config_written(v->dev, off, len);
+}
+
 static void device_reset(struct virtio_device *v)
 {
     if (v->started)

@@ -252,9 +252,7 @@ static void device_cfg_access(struct virtio_pci *p, uint32_t off, uint8_t *data,
         return;
     }
     if (write) {
-        memcpy(v->config + off, data, len);
-        if (v->ops->config_written)
-            v->ops->config_written(v->dev, off, len);
+        virtio_config_write(v, off, data, len);
     } else {
         memcpy(data, v->config + off, len);
     }
