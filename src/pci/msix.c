@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "sys/ratelimit.h"
 #include "vmm/le.h"
 
 /* Capability layout (PCI Local Bus 3.0 §6.8.2.1-6.8.2.5). */
@@ -44,6 +45,7 @@ struct msix {
     bool dirty[MSIX_MAX_VECTORS];  /* address/data changed since the route was last set */
     int handle[MSIX_MAX_VECTORS];  /* from msi.bind, -1 until bound */
     atomic_bool enabled_flag;      /* enabled, for the lock-free readers */
+    atomic_bool refused;           /* the last enable failed to bind a vector (msix_refused) */
     int fd[MSIX_MAX_VECTORS];      /* fixed from create to destroy */
 };
 
@@ -70,6 +72,7 @@ int msix_create(struct pci_device *d, unsigned nvec, unsigned bar, uint32_t tabl
     m->nvec = nvec;
     pthread_mutex_init(&m->lock, NULL);
     atomic_init(&m->enabled_flag, false);
+    atomic_init(&m->refused, false);
     int ret = 0;
     unsigned made = 0;
     for (; made < nvec; made++) {
@@ -200,6 +203,48 @@ void msix_pba_access(struct msix *m, uint64_t off, uint8_t *data, uint32_t len, 
     le_put(data, len, bits);
 }
 
+/* The guest set MSI-X Enable: bind every vector not bound yet. Vectors are bound at the first
+ * enable, so functions a guest drives with INTx (or not at all) never hold routes.
+ *
+ * If a bind fails (the VMM ran out of routes or GSIs), a message sent to that vector would be
+ * lost and the driver would wait for it forever. Refuse the enable instead: Enable reads back 0
+ * and the function keeps using INTx (PCI Local Bus 3.0 §6.8.2.3: INTx is used whenever MSI-X is
+ * disabled), and msix_refused tells the transport, which then reports every vector mapping as
+ * failed (virtio 1.2 §4.1.5.1.2: NO_VECTOR reads back). That is what a Linux guest notices:
+ * pci_msix_enable never reads Enable back, but virtio_pci checks each vector it maps and on
+ * NO_VECTOR frees its MSI-X vectors and retries with fewer, then with INTx, so the device comes
+ * up on INTx. DEVICE_NEEDS_RESET would not do: Linux does not act on it, and the configuration
+ * interrupt announcing it would go through the very vectors that failed. Vectors bound already
+ * stay bound; the others are tried again at the next enable. With the configuration lock and
+ * m->lock held. */
+static void bind_or_refuse(struct msix *m, uint32_t ctrl_off)
+{
+    int err = 0;
+    unsigned failed = 0;
+    for (unsigned v = 0; v < m->nvec; v++) {
+        if (m->handle[v] >= 0)
+            continue;
+        int h = m->msi.bind(m->msi.opaque, m->fd[v]);
+        if (h >= 0) {
+            m->handle[v] = h;
+            m->dirty[v] = true;
+        } else if (!err) {
+            err = h;
+            failed = v;
+        }
+    }
+    atomic_store(&m->refused, err != 0);
+    if (!err)
+        return;
+    m->enabled = false;
+    m->dev->cfg[ctrl_off + 1] &= (uint8_t) ~(CTRL_ENABLE >> 8);
+    /* The guest may retry in a loop. */
+    static struct ratelimit rl = RATELIMIT_INIT;
+    ratelimit_log(&rl,
+                  "revirter: %s: MSI-X vector %u cannot be bound: %s; MSI-X refused, INTx is used",
+                  m->dev->name ? m->dev->name : "PCI device", failed, strerror(-err));
+}
+
 void msix_config_written(struct msix *m, uint32_t off, uint32_t len)
 {
     uint32_t ctrl_off = m->cap + CAP_CTRL;
@@ -211,19 +256,8 @@ void msix_config_written(struct msix *m, uint32_t off, uint32_t len)
     bool was_enabled = m->enabled;
     m->enabled = ctrl & CTRL_ENABLE;
     m->function_masked = ctrl & CTRL_FUNCTION_MASK;
-    if (m->enabled && !was_enabled) {
-        /* Vectors are bound at the first enable, so functions a guest drives with INTx (or
-         * not at all) never hold routes; one that failed is tried again at the next. */
-        for (unsigned v = 0; v < m->nvec; v++) {
-            if (m->handle[v] >= 0)
-                continue;
-            int h = m->msi.bind(m->msi.opaque, m->fd[v]);
-            if (h >= 0) {
-                m->handle[v] = h;
-                m->dirty[v] = true;
-            }
-        }
-    }
+    if (m->enabled && !was_enabled)
+        bind_or_refuse(m, ctrl_off);
     atomic_store(&m->enabled_flag, m->enabled);
     for (unsigned v = 0; v < m->nvec; v++)
         if (live(m, v))
@@ -236,6 +270,11 @@ void msix_config_written(struct msix *m, uint32_t off, uint32_t len)
 bool msix_enabled(const struct msix *m)
 {
     return atomic_load(&m->enabled_flag);
+}
+
+bool msix_refused(const struct msix *m)
+{
+    return atomic_load(&m->refused);
 }
 
 bool msix_notify(struct msix *m, unsigned vector)

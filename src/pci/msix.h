@@ -19,10 +19,12 @@ struct msix;
 /* Add the MSI-X capability to d with nvec vectors (1..MSIX_MAX_VECTORS); the table lives at
  * table_off and the PBA at pba_off of memory BAR bar (both 8-byte aligned, inside the BAR, not
  * overlapping; the BAR must be declared already). Each vector gets an eventfd bound through msi
- * (bound lazily, at the first guest write that enables MSI-X; a failed bind is retried at the
- * next enable). msi is copied; its callbacks run on vCPU threads with the MSI-X lock held, and
- * route may also run in msix_notify to retry one that failed. Call before pci_host_add.
- * -EINVAL for bad arguments, -ENOSPC without room for the capability, or an eventfd error. */
+ * (bound lazily, at the first guest write that enables MSI-X). If a bind fails, that enable is
+ * refused: Enable reads back 0, INTx stays in use, msix_refused turns true and one line is
+ * logged; the vectors still unbound are tried again at the next enable. msi is copied; its
+ * callbacks run on vCPU threads with the MSI-X lock held, and route may also run in msix_notify to
+ * retry one that failed. Call before pci_host_add. -EINVAL for bad arguments, -ENOSPC without room
+ * for the capability, or an eventfd error. */
 __attribute__((warn_unused_result)) int msix_create(struct pci_device *d, unsigned nvec,
                                                     unsigned bar, uint32_t table_off,
                                                     uint32_t pba_off, const struct msi_ops *msi,
@@ -41,6 +43,10 @@ void msix_config_written(struct msix *m, uint32_t off, uint32_t len);
 
 /* MSI-X enabled by the guest (then INTx is off for this function). */
 bool msix_enabled(const struct msix *m);
+/* The guest's last attempt to enable MSI-X was refused because a vector could not be bound
+ * (until an enable succeeds). A transport reports its vector mappings as failed meanwhile, so
+ * the driver falls back to INTx. Any thread. */
+bool msix_refused(const struct msix *m);
 /* Raise vector: delivered at once unless it or the function is masked, in which case its
  * pending bit is set and it is delivered when unmasked. Out-of-range vectors (a guest may
  * program any number) are ignored and return false. Any thread. */

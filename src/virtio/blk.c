@@ -7,6 +7,7 @@
 
 #include "sys/ioloop.h"
 #include "sys/iov.h"
+#include "sys/ratelimit.h"
 #include "sys/workpool.h"
 #include "vmm/le.h"
 
@@ -589,7 +590,9 @@ static void blk_stop(void *dev)
             /* Submits what is still queued, too. */
             int r = io_uring_submit_and_wait(&b->ring, 1);
             if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
-                fprintf(stderr, "revirter: virtio-blk: waiting for I/O: %s\n", strerror(-r));
+                /* Stop follows the guest's resets, which it may repeat in a loop. */
+                static struct ratelimit rl = RATELIMIT_INIT;
+                ratelimit_log(&rl, "revirter: virtio-blk: waiting for I/O: %s", strerror(-r));
                 break;
             }
             ring_reap(b, false);

@@ -272,17 +272,12 @@ void net_notify(struct virtio_net *n, unsigned q)
 
 /* ---------------------------------------------------------------- the device */
 
+/* Every field is read-only (§5.1.4): a modern driver changes the MAC through the control
+ * queue's MAC_ADDR_SET, which is not offered; only legacy drivers wrote mac here. */
 static void config_fill(struct virtio_net *n)
 {
     le_put16(n->config + VIRTIO_NET_CFG_STATUS, VIRTIO_NET_S_LINK_UP);
     le_put16(n->config + VIRTIO_NET_CFG_MAX_VQ_PAIRS, 1);
-}
-
-static void net_config_written(void *dev, uint32_t off, uint32_t len)
-{
-    (void)off, (void)len;
-    /* Only a legacy driver writes mac (kept); status and the queue pairs are read-only. */
-    config_fill(dev);
 }
 
 static int net_start(void *dev)
@@ -317,7 +312,6 @@ static int create(const struct virtio_net_config *cfg, int fd, const struct gues
         .num_queues = 2,
         .queue_size = NET_QUEUE_SIZE,
         .features = NET_BASE_FEATURES,
-        .config_written = net_config_written,
         .start = net_start,
         .stop = net_stop,
     };

@@ -6,6 +6,7 @@
 #include "net_backend.h"
 
 #include "sys/iov.h"
+#include "sys/ratelimit.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -71,7 +72,9 @@ static int64_t cb_clock_get_ns(void *opaque)
 static void cb_guest_error(const char *msg, void *opaque)
 {
     (void)opaque;
-    fprintf(stderr, "revirter: virtio-net: user network: guest error: %s\n", msg);
+    /* libslirp calls this for what the guest sends it: a hostile guest can send it at line rate. */
+    static struct ratelimit rl = RATELIMIT_INIT;
+    ratelimit_log(&rl, "revirter: virtio-net: user network: guest error: %s", msg);
 }
 
 static void *cb_timer_new_opaque(SlirpTimerId id, void *cb_opaque, void *opaque)

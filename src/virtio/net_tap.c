@@ -5,6 +5,7 @@
 #include "net_backend.h"
 
 #include "sys/ioloop.h"
+#include "sys/ratelimit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -150,7 +151,9 @@ static void backend_gone(struct net_tap *t, const char *why)
 {
     if (t->fd_dead)
         return;
-    fprintf(stderr, "revirter: virtio-net: backend %s; packets are dropped from now on\n", why);
+    /* At most once per device, but limited like every other line guest traffic can lead to. */
+    static struct ratelimit rl = RATELIMIT_INIT;
+    ratelimit_log(&rl, "revirter: virtio-net: backend %s; packets are dropped from now on", why);
     (void)ioloop_remove(t->loop, t->fd);
     t->fd_dead = true;
     t->pending = 0;
@@ -358,7 +361,9 @@ static int tap_start(struct virtio_net *n)
     t->pending = 0;
     if (t->is_tap && ioctl(t->fd, TUNSETOFFLOAD, net_tap_offloads_for(&n->vdev)) < 0) {
         int r = -errno;
-        fprintf(stderr, "revirter: virtio-net: TUNSETOFFLOAD: %s\n", strerror(-r));
+        /* At every DRIVER_OK: a guest can reset and restart the device in a loop. */
+        static struct ratelimit rl = RATELIMIT_INIT;
+        ratelimit_log(&rl, "revirter: virtio-net: TUNSETOFFLOAD: %s", strerror(-r));
         return r;
     }
     t->events = n->rx_broken ? 0 : EPOLLIN;

@@ -5,6 +5,7 @@
 #include "net_backend.h"
 
 #include "sys/ioloop.h"
+#include "sys/ratelimit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +53,9 @@ static int vioctl(struct net_vhost *h, unsigned long req, void *arg, const char 
     if (ioctl(h->vhost_fd, req, arg) == 0)
         return 0;
     int r = -errno;
-    fprintf(stderr, "revirter: virtio-net: vhost-net %s: %s\n", what, strerror(-r));
+    /* Start and stop follow the guest's status writes, which it may repeat in a loop. */
+    static struct ratelimit rl = RATELIMIT_INIT;
+    ratelimit_log(&rl, "revirter: virtio-net: vhost-net %s: %s", what, strerror(-r));
     return r;
 }
 
@@ -161,7 +164,8 @@ static int vhost_start(struct virtio_net *n)
         r = set_mem_table(h, n->vdev.mem);
     if (r == 0 && ioctl(h->tap_fd, TUNSETOFFLOAD, net_tap_offloads_for(&n->vdev)) < 0) {
         r = -errno;
-        fprintf(stderr, "revirter: virtio-net: TUNSETOFFLOAD: %s\n", strerror(-r));
+        static struct ratelimit rl = RATELIMIT_INIT; /* at every DRIVER_OK, as above */
+        ratelimit_log(&rl, "revirter: virtio-net: TUNSETOFFLOAD: %s", strerror(-r));
     }
     for (unsigned q = 0; r == 0 && q < 2; q++)
         if (n->vdev.queues[q].enabled)

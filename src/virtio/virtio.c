@@ -3,6 +3,8 @@
  * machine with reset (virtio 1.2 §2.1, §3.1), queues and their interrupts. */
 #include "virtio.h"
 
+#include "sys/ratelimit.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,8 +122,10 @@ void virtio_set_needs_reset(struct virtio_device *v, const char *why)
     bool was = atomic_exchange(&v->needs_reset, true);
     if (was)
         return;
-    fprintf(stderr, "revirter: %s: %s; the device needs a reset by the guest\n", v->ops->name,
-            why ? why : "malformed request");
+    /* Once per reset, but a guest can break and reset its devices in a loop. */
+    static struct ratelimit rl = RATELIMIT_INIT;
+    ratelimit_log(&rl, "revirter: %s: %s; the device needs a reset by the guest", v->ops->name,
+                  why ? why : "malformed request");
     raise_config(v);
 }
 
@@ -149,6 +153,21 @@ void virtio_write_driver_features(struct virtio_device *v, uint32_t select, uint
         return;
     uint64_t mask = 0xffffffffull << (32 * select);
     v->driver_features = (v->driver_features & ~mask) | ((uint64_t)value << (32 * select));
+}
+
+void virtio_config_write(struct virtio_device *v, uint32_t off, const uint8_t *data, uint32_t len)
+{
+    const uint8_t *wmask = v->ops->config_wmask;
+    if (!wmask || off >= v->config_size || len > v->config_size - off)
+        return;
+    bool any = false;
+    for (uint32_t i = 0; i < len; i++) {
+        uint8_t m = wmask[off + i];
+        v->config[off + i] = (uint8_t)((v->config[off + i] & ~m) | (data[i] & m));
+        any |= m != 0;
+    }
+    if (any && v->ops->config_written)
+        v->ops->config_written(v->dev, off, len);
 }
 
 static void device_reset(struct virtio_device *v)

@@ -55,7 +55,13 @@ struct virtio_device_ops {
     uint16_t queue_size; /* largest queue size offered, power of two <= VIRTQ_MAX_SIZE */
     /* Device-specific features. The core adds VERSION_1, RING_EVENT_IDX and INDIRECT_DESC. */
     uint64_t features;
-    /* After the driver wrote config bytes [off, off + len) (already stored). May be NULL. */
+    /* Which bits of the device configuration space the driver may write: config_size bytes, a 1
+     * bit writable; NULL (every device today) when none are. Most fields are read-only (§2.5);
+     * a device lists only what its spec section lets the driver write and it offered (blk's
+     * writeback with CONFIG_WCE §5.2.4, console's emerg_wr with EMERG_WRITE §5.3.4). */
+    const uint8_t *config_wmask;
+    /* After the driver wrote writable config bytes in [off, off + len) (already stored). May
+     * be NULL. */
     void (*config_written)(void *dev, uint32_t off, uint32_t len);
     /* DRIVER_OK was set: the enabled queues are valid; start processing. A negative errno
      * fails the device (status FAILED is not set by the driver, so NEEDS_RESET is reported). */
@@ -137,6 +143,10 @@ uint8_t virtio_status(const struct virtio_device *v);
  * FEATURES_OK is refused (left clear) when the driver accepted features we did not offer or
  * omitted VERSION_1, DRIVER_OK validates and enables queues then starts the device. */
 void virtio_write_status(struct virtio_device *v, uint8_t status);
+/* The driver wrote data[0..len) at off of the device configuration space: only the bits in
+ * ops->config_wmask are stored (then config_written runs); everything else, and anything
+ * outside the space, is dropped, so what the device reports cannot be changed by the guest. */
+void virtio_config_write(struct virtio_device *v, uint32_t off, const uint8_t *data, uint32_t len);
 /* 32-bit windows onto the 64-bit feature words (§4.1.4.3 feature_select). */
 uint32_t virtio_host_features(const struct virtio_device *v, uint32_t select);
 void virtio_write_driver_features(struct virtio_device *v, uint32_t select, uint32_t value);

@@ -117,10 +117,13 @@ static uint64_t common_read_field(struct virtio_pci *p, uint32_t off, uint32_t *
                    ? (uint32_t)(v->driver_features >> (32 * p->driver_feature_select))
                    : 0;
     }
+    /* While MSI-X is refused (a vector could not be bound), every mapping reads back as failed
+     * (§4.1.5.1.2), which is what makes a driver give MSI-X up and use INTx. */
+    bool refused = msix_refused(p->msix);
     *width = 2;
     switch (off) {
     case 0x10:
-        return v->config_msix_vector;
+        return refused ? MSIX_NO_VECTOR : v->config_msix_vector;
     case 0x12:
         return v->ops->num_queues;
     case 0x16:
@@ -128,7 +131,7 @@ static uint64_t common_read_field(struct virtio_pci *p, uint32_t off, uint32_t *
     case 0x18:
         return q ? q->size : 0; /* 0: the selected queue does not exist (§4.1.4.3.2) */
     case 0x1a:
-        return q ? q->msix_vector : MSIX_NO_VECTOR;
+        return q && !refused ? q->msix_vector : MSIX_NO_VECTOR;
     case 0x1c:
         return q ? q->enabled : 0;
     case 0x1e:
@@ -249,9 +252,7 @@ static void device_cfg_access(struct virtio_pci *p, uint32_t off, uint8_t *data,
         return;
     }
     if (write) {
-        memcpy(v->config + off, data, len);
-        if (v->ops->config_written)
-            v->ops->config_written(v->dev, off, len);
+        virtio_config_write(v, off, data, len);
     } else {
         memcpy(data, v->config + off, len);
     }

@@ -370,11 +370,8 @@ static void vsock_stop(void *dev)
     s->rx_held = false;
 }
 
-/* guest_cid is read-only (§5.10.4): undo whatever the driver wrote. */
-static void config_written(void *dev, uint32_t off, uint32_t len)
+static void config_fill(struct virtio_vsock *s)
 {
-    (void)off, (void)len;
-    struct virtio_vsock *s = dev;
     le_put64(s->config, s->d.guest_cid);
 }
 
@@ -384,7 +381,6 @@ static const struct virtio_device_ops vsock_ops = {
     .num_queues = 3,
     .queue_size = 256,
     .features = VIRTIO_BIT(VSOCK_F_STREAM),
-    .config_written = config_written,
     .start = vsock_start,
     .stop = vsock_stop,
 };
@@ -467,7 +463,7 @@ int virtio_vsock_create(const struct virtio_vsock_config *cfg, const struct gues
     s->d.uds = s->uds;
     if ((r = listen_uds(s, s->uds, err, errlen)) < 0)
         goto fail;
-    config_written(s, 0, 0);
+    config_fill(s);
     if ((r = virtio_device_init(&s->vdev, &vsock_ops, s, s->config, sizeof(s->config), mem)) < 0) {
         snprintf(err, errlen, "%s", strerror(-r));
         goto fail;

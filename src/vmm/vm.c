@@ -16,6 +16,7 @@
 #include "guest_mem.h"
 #include "msi.h"
 #include "pci/pci.h"
+#include "sys/ratelimit.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/net.h"
@@ -163,6 +164,10 @@ static void serial_room(void *opaque)
 
 /* ---------------------------------------------------------------- MSI and ioevents via HAV */
 
+/* These run when the guest enables or programs MSI-X or moves a BAR, as often as it likes, so
+ * their failures share one rate-limited log (they are not start-up errors). */
+static struct ratelimit plumbing_log = RATELIMIT_INIT;
+
 static int msi_bind(void *opaque, int fd)
 {
     struct vm *vm = opaque;
@@ -183,9 +188,9 @@ static int msi_bind(void *opaque, int fd)
     int r = hav_vm_set_msi_route(vm->hvm, (unsigned)gsi, 0xfee00000u, 0);
     if (r == 0 && (r = hav_vm_irq_notifier(vm->hvm, fd, (unsigned)gsi)) < 0 &&
         hav_vm_clear_msi_route(vm->hvm, (unsigned)gsi) < 0)
-        vm_error("MSI route %d: %s", gsi, hav_last_error());
+        ratelimit_log(&plumbing_log, "revirter: MSI route %d: %s", gsi, hav_last_error());
     if (r < 0) {
-        vm_error("MSI vector: %s", hav_last_error());
+        /* Not logged here: MSI-X refuses the enable and says so in one line. */
         pthread_mutex_lock(&vm->gsi_lock);
         vm->gsi_used[gsi / 64] &= ~(1ull << (gsi % 64));
         pthread_mutex_unlock(&vm->gsi_lock);
@@ -199,7 +204,7 @@ static int msi_route(void *opaque, int gsi, uint64_t address, uint32_t data)
     struct vm *vm = opaque;
     int r = hav_vm_set_msi_route(vm->hvm, (unsigned)gsi, address, data);
     if (r < 0)
-        vm_error("MSI route %d: %s", gsi, hav_last_error());
+        ratelimit_log(&plumbing_log, "revirter: MSI route %d: %s", gsi, hav_last_error());
     return r;
 }
 
@@ -207,9 +212,9 @@ static void msi_unbind(void *opaque, int gsi, int fd)
 {
     struct vm *vm = opaque;
     if (hav_vm_remove_irq_notifier(vm->hvm, fd, (unsigned)gsi) < 0)
-        vm_error("MSI vector %d: %s", gsi, hav_last_error());
+        ratelimit_log(&plumbing_log, "revirter: MSI vector %d: %s", gsi, hav_last_error());
     if (hav_vm_clear_msi_route(vm->hvm, (unsigned)gsi) < 0)
-        vm_error("MSI route %d: %s", gsi, hav_last_error());
+        ratelimit_log(&plumbing_log, "revirter: MSI route %d: %s", gsi, hav_last_error());
     pthread_mutex_lock(&vm->gsi_lock);
     vm->gsi_used[gsi / 64] &= ~(1ull << (gsi % 64));
     pthread_mutex_unlock(&vm->gsi_lock);
@@ -230,7 +235,8 @@ static int ioevent_add(void *opaque, uint64_t addr, uint32_t len, int fd)
     }
     int r = hav_vm_io_notifier(vm->hvm, &n);
     if (r < 0)
-        vm_error("queue notifier at 0x%llx: %s", (unsigned long long)addr, hav_last_error());
+        ratelimit_log(&plumbing_log, "revirter: queue notifier at 0x%llx: %s",
+                      (unsigned long long)addr, hav_last_error());
     return r;
 }
 

@@ -8,11 +8,13 @@
  * the BARs (MSI-X table, PBA and plain registers), direct table/PBA calls with offsets no BAR
  * could produce, msix_notify with any vector, and INTx changes. Shortcuts for the MSI-X
  * control word and table entries make the interesting states reachable without coverage
- * feedback. Every input runs on a fresh host; afterwards nothing may stay on either bus, no
- * MSI route may stay bound, and bar_mapped must always have reported what the bus holds.
+ * feedback, and binds can be made to fail (MSI-X must then refuse the enable). Every input runs on
+ * a fresh host; afterwards nothing may stay on either bus, no MSI route may stay bound, and
+ * bar_mapped must always have reported what the bus holds.
  *
  * Built with -DFUZZ_PCI_GEN_CORPUS this file is instead `fuzz_gen_corpus_pci OUTDIR`, which
- * writes seeds (Linux's probe and BAR sizing, MSI-X set-up and delivery, BAR moves and INTx)
+ * writes seeds (Linux's probe and BAR sizing, MSI-X set-up and delivery, a refused MSI-X enable,
+ * BAR moves and INTx)
  * and runs each through the target to confirm it reaches what its name says.
  */
 #include <errno.h>
@@ -47,6 +49,7 @@ enum {
     OP_DIRECT,    /* msix_table_access / msix_pba_access at offset v | b << 32, len a % 9 */
     OP_MSIX_CTRL, /* Message Control = v (enable, function mask) */
     OP_ENTRY,     /* table entry a word b = v through the BAR */
+    OP_FAIL_BIND, /* the next a % 4 MSI binds fail (the VMM out of routes) */
     OP_COUNT
 };
 
@@ -57,6 +60,7 @@ struct fuzz_result {
     unsigned max_bound;  /* MSI routes bound at once */
     bool pending_seen;   /* a PBA read returned a set bit */
     bool intx_asserted;  /* the INTx pin went high */
+    bool refused_seen;   /* an MSI-X enable was refused (a bind failed) */
     uint32_t host_ident; /* vendor/device of 00:00.0 as last read through the ports */
 };
 
@@ -74,12 +78,17 @@ static void require(int cond, const char *what)
 struct fake_msi {
     uint64_t bound; /* handle bits */
     unsigned nbound;
+    unsigned fail; /* binds still to fail */
     int fd[64];
 };
 
 static int fake_bind(void *opaque, int fd)
 {
     struct fake_msi *f = opaque;
+    if (f->fail) {
+        f->fail--;
+        return -ENOSPC;
+    }
     for (int h = 0; h < 64; h++) {
         if (!(f->bound & (1ull << h))) {
             f->bound |= 1ull << h;
@@ -300,7 +309,15 @@ static void run(const uint8_t *data, size_t size, struct fuzz_result *res)
         case OP_ENTRY:
             poke(&mmio, bar0 + TABLE_OFF + (a % NVEC) * MSIX_ENTRY_SIZE + (b & 3u) * 4, 4, true, v);
             break;
+        case OP_FAIL_BIND:
+            msi.fail = a % 4u;
+            break;
         }
+        /* Enable as the guest reads it is what the function does; a refused enable reads 0. */
+        bool enable_bit = dev.pci.cfg[cap + 3] & 0x80;
+        require(enable_bit == msix_enabled(dev.msix), "Enable reads back what is in force");
+        require(!(msix_refused(dev.msix) && enable_bit), "a refused enable reads back 0");
+        res->refused_seen |= msix_refused(dev.msix);
         if (msi.nbound > res->max_bound)
             res->max_bound = msi.nbound;
     }
@@ -421,6 +438,19 @@ static void seed_msix(struct seed *s)
     rec(s, OP_MMIO, 0x7c, 0, 0x42, 0);
 }
 
+static void seed_bind_failure(struct seed *s)
+{
+    /* Out of routes at the first enable: refused; the driver gives up and tries again. */
+    rec(s, OP_FAIL_BIND, 2, 0, 0, 0);
+    rec(s, OP_MSIX_CTRL, 0, 0, 0, 0xc000);
+    rec(s, OP_NOTIFY, 0, 0, 0, 0);
+    rec(s, OP_MSIX_CTRL, 0, 0, 0, 0);
+    rec(s, OP_ENTRY, 0, 0, 0, 0xfee00000u);
+    rec(s, OP_ENTRY, 0, 3, 0, 0);
+    rec(s, OP_MSIX_CTRL, 0, 0, 0, 0x8000);
+    rec(s, OP_NOTIFY, 0, 0, 0, 0);
+}
+
 static void seed_move(struct seed *s)
 {
     rec(s, OP_INTX, 1, 0, 0, 0);
@@ -473,6 +503,13 @@ int main(int argc, char **argv)
     require(res.max_bound == NVEC && res.delivered == NVEC && res.pending_seen,
             "msix seed: bound, delivered, one held back");
     write_seed(argv[1], "msix", &s);
+
+    memset(&s, 0, sizeof(s));
+    seed_bind_failure(&s);
+    run(s.buf, s.len, &res);
+    require(res.refused_seen && res.max_bound == NVEC && res.delivered == 2,
+            "bind-failure seed: refused, then bound and delivered");
+    write_seed(argv[1], "bind-failure", &s);
 
     memset(&s, 0, sizeof(s));
     seed_move(&s);

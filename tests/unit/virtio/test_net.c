@@ -223,12 +223,14 @@ static void test_features_config(void)
     CHECK_EQ(v->ops->num_queues, 2);
     CHECK(!memcmp(v->config + VIRTIO_NET_CFG_MAC, guest_mac, 6), "mac");
     CHECK_EQ(le_get16(v->config + VIRTIO_NET_CFG_STATUS), VIRTIO_NET_S_LINK_UP);
-    /* The driver cannot clobber status. */
+    /* The driver cannot clobber status or mac. */
+    static const uint8_t zero[8];
     pthread_mutex_lock(&v->lock);
-    v->config[VIRTIO_NET_CFG_STATUS] = 0;
-    v->ops->config_written(v->dev, VIRTIO_NET_CFG_STATUS, 2);
+    virtio_config_write(v, VIRTIO_NET_CFG_STATUS, zero, 2);
+    virtio_config_write(v, VIRTIO_NET_CFG_MAC, zero, 6);
     pthread_mutex_unlock(&v->lock);
     CHECK_EQ(le_get16(v->config + VIRTIO_NET_CFG_STATUS), VIRTIO_NET_S_LINK_UP);
+    CHECK(!memcmp(v->config + VIRTIO_NET_CFG_MAC, guest_mac, 6), "mac kept");
     fix_close(&f);
 
     /* No MAC given: a locally administered unicast one. */
