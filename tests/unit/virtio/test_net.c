@@ -674,7 +674,7 @@ static void test_real_tap(void)
     char err[256] = "";
     int r = virtio_net_create(&cfg, &f.d.mem, &f.n, err, sizeof(err));
     if (r == -EPERM || r == -EACCES || r == -ENOENT || r == -ENODEV) {
-        printf("# SKIP real TAP: %s\n", err);
+        CHECK_SKIP("no TAP here: %s", err);
         vdriver_free(&f.d);
         return;
     }
@@ -777,7 +777,7 @@ static void test_vhost(void)
         CHECK(!(st & VIRTIO_STATUS_NEEDS_RESET), "status %#x", st);
         vdriver_reset(&d);
     } else {
-        printf("# SKIP vhost: %s\n", err);
+        CHECK_SKIP("vhost-net: %s", err);
     }
     virtio_net_destroy(n);
     vdriver_free(&d);
