@@ -38,8 +38,9 @@ cat > "$work/boot.sh" <<EOI
 EOI
 
 # kvm_pvm runs guest ring 0 by emulation: a stock kernel takes many minutes to boot there.
-if [ -d /sys/module/kvm_pvm ] || [ ! -c /dev/kvm ]; then
-    why="this host's /dev/kvm is missing or is kvm_pvm, which emulates guest ring 0"
+kvm=$(sh "$repo/tests/tools/host-kvm.sh")
+if [ "${kvm%%:*}" != native ]; then
+    why="host KVM: ${kvm#*: }"
     if [ "$mode" = shell ]; then
         echo "demo: $why; an interactive guest needs a KVM host that runs kernels natively."
         echo "demo: there, run: cd $work && sh boot.sh"
