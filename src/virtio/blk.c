@@ -724,22 +724,25 @@ static void fill_config(struct virtio_blk *b, unsigned discard_align)
     c[VIRTIO_BLK_CFG_WZ_MAY_UNMAP] = 1;
 }
 
-/* io_uring with its completions on an eventfd, unless refused; false means worker threads. */
-static bool setup_uring(struct virtio_blk *b)
+/* io_uring with its completions on an eventfd: 0, or a negative errno when the kernel refuses
+ * it (then nothing is left set up). */
+static int setup_uring(struct virtio_blk *b)
 {
-    const char *no = getenv("REVIRT_BLK_NO_URING");
-    if (no && strcmp(no, "0") != 0 && no[0])
-        return false;
-    if (io_uring_queue_init(BLK_QUEUE_SIZE, &b->ring, 0) < 0)
-        return false;
+    int r = io_uring_queue_init(BLK_QUEUE_SIZE, &b->ring, 0);
+    if (r < 0)
+        return r;
     b->ring_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (b->ring_efd >= 0 && io_uring_register_eventfd(&b->ring, b->ring_efd) == 0)
-        return true;
+    if (b->ring_efd < 0)
+        r = -errno;
+    else
+        r = io_uring_register_eventfd(&b->ring, b->ring_efd);
+    if (r == 0)
+        return 0;
     if (b->ring_efd >= 0)
         close(b->ring_efd);
     b->ring_efd = -1;
     io_uring_queue_exit(&b->ring);
-    return false;
+    return r;
 }
 
 static void free_blk(struct virtio_blk *b)
@@ -785,7 +788,15 @@ int virtio_blk_create(const struct virtio_blk_config *cfg, const struct guest_me
         align = (unsigned)(sb.st_blksize / SECTOR_SIZE);
     fill_config(b, align);
 
-    b->uring = setup_uring(b);
+    if (cfg->aio != VIRTIO_BLK_AIO_THREADS) {
+        r = setup_uring(b);
+        b->uring = r == 0;
+        if (r < 0 && cfg->aio == VIRTIO_BLK_AIO_URING) {
+            refuse(err, errlen, r, "io_uring is not available: %s (aio=threads does without)",
+                   strerror(-r));
+            goto fail;
+        }
+    }
     r = workpool_create("virtio-blk-io", b->uring ? 1 : BLK_POOL_THREADS, &b->pool);
     if (r < 0) {
         refuse(err, errlen, r, "cannot start I/O threads: %s", strerror(-r));

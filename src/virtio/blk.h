@@ -44,11 +44,19 @@
 #define VIRTIO_BLK_CFG_WZ_MAY_UNMAP 56 /* u8 */
 #define VIRTIO_BLK_CFG_SIZE 60
 
+/* How requests are run (--disk ...,aio=). */
+enum virtio_blk_aio {
+    VIRTIO_BLK_AIO_AUTO = 0, /* io_uring, or worker threads where the kernel refuses it */
+    VIRTIO_BLK_AIO_URING,    /* io_uring only: create fails without it */
+    VIRTIO_BLK_AIO_THREADS,  /* worker threads, even where io_uring works */
+};
+
 struct virtio_blk_config {
     const char *path;
     bool readonly;
     const char *id; /* serial for GET_ID (<= 20 bytes); NULL: derived from the file */
     bool buffered;  /* direct=off: I/O through the host's page cache instead of O_DIRECT */
+    enum virtio_blk_aio aio;
 };
 
 struct virtio_blk;
@@ -59,8 +67,9 @@ struct virtio_blk;
  * one-line reason in err (without the path: the caller names the disk). The image is locked
  * (an OFD lock, shared when read-only) until virtio_blk_destroy.
  *
- * I/O goes through io_uring; when the kernel refuses it (old kernel, seccomp) or the environment
- * has REVIRT_BLK_NO_URING=1, through a few worker threads instead. */
+ * I/O goes through io_uring or a few worker threads, as cfg->aio says; with VIRTIO_BLK_AIO_AUTO
+ * the threads take over when the kernel refuses io_uring (old kernel, seccomp), with
+ * VIRTIO_BLK_AIO_URING that refusal fails the create. */
 __attribute__((warn_unused_result)) int virtio_blk_create(const struct virtio_blk_config *cfg,
                                                           const struct guest_mem *mem,
                                                           struct virtio_blk **out, char *err,

@@ -158,9 +158,18 @@ int cli_parse_disk(struct vmm_config *cfg, const char *arg, char *err, size_t er
                 d->buffered = true;
             else if (!(vlen == 2 && !strncmp(v, "on", 2)))
                 return fail(err, err_len, "--disk: direct must be on or off");
+        } else if ((v = key_value(item, len, "aio", &vlen))) {
+            if (vlen == 5 && !strncmp(v, "uring", 5))
+                d->aio = VIRTIO_BLK_AIO_URING;
+            else if (vlen == 7 && !strncmp(v, "threads", 7))
+                d->aio = VIRTIO_BLK_AIO_THREADS;
+            else
+                return fail(err, err_len, "--disk: aio must be uring or threads");
         } else {
-            return fail(err, err_len, "--disk: unknown option '%.*s' (ro, id=NAME, direct=off)",
-                        (int)len, item);
+            return fail(
+                err, err_len,
+                "--disk: unknown option '%.*s' (ro, id=NAME, direct=off, aio=uring|threads)",
+                (int)len, item);
         }
     }
     cfg->ndisks++;

@@ -120,12 +120,10 @@ static struct disk *disk(unsigned threads)
     require(fd >= 0 && ftruncate(fd, CAPACITY * 512ull) == 0, "image");
     close(fd);
     require(vdriver_init(&k->d, FUZZ_RAM) == 0, "vdriver_init");
-    if (threads)
-        setenv("REVIRT_BLK_NO_URING", "1", 1);
-    struct virtio_blk_config cfg = {.path = k->path};
+    struct virtio_blk_config cfg = {.path = k->path,
+                                    .aio = threads ? VIRTIO_BLK_AIO_THREADS : VIRTIO_BLK_AIO_AUTO};
     char err[256];
     require(virtio_blk_create(&cfg, &k->d.mem, &k->b, err, sizeof(err)) == 0, err);
-    unsetenv("REVIRT_BLK_NO_URING");
     k->fd = open(k->path, O_RDONLY | O_CLOEXEC);
     require(k->fd >= 0, "open image");
     return k;

@@ -82,7 +82,9 @@ static void test_devices(void)
                     "k",
                     "--disk",
                     "root.img",
-                    "--disk=data.img,ro,id=serial-1,direct=off",
+                    "--disk=data.img,ro,id=serial-1,direct=off,aio=threads",
+                    "--disk",
+                    "fast.img,aio=uring",
                     "--net",
                     "tap=tap0,mac=52:54:00:12:34:56,vhost=on",
                     "--net",
@@ -92,13 +94,16 @@ static void test_devices(void)
                     "virtio",
                     "--vsock",
                     "cid=3,uds=/tmp/v.sock"};
-    CHECK_EQ(cli_parse(16, argv, &c, err, sizeof(err)), CLI_RUN);
-    CHECK(c.ndisks == 2 && !strcmp(c.disks[0].path, "root.img") && !c.disks[0].readonly &&
+    CHECK_EQ(cli_parse(18, argv, &c, err, sizeof(err)), CLI_RUN);
+    CHECK(c.ndisks == 3 && !strcmp(c.disks[0].path, "root.img") && !c.disks[0].readonly &&
               !c.disks[0].id,
           "first disk");
     CHECK(!strcmp(c.disks[1].path, "data.img") && c.disks[1].readonly &&
               !strcmp(c.disks[1].id, "serial-1") && c.disks[1].buffered && !c.disks[0].buffered,
           "second disk");
+    CHECK(c.disks[0].aio == VIRTIO_BLK_AIO_AUTO && c.disks[1].aio == VIRTIO_BLK_AIO_THREADS &&
+              c.disks[2].aio == VIRTIO_BLK_AIO_URING && !strcmp(c.disks[2].path, "fast.img"),
+          "aio: default, threads, uring");
     CHECK(c.nnics == 2 && c.nics[0].backend == VIRTIO_NET_TAP &&
               !strcmp(c.nics[0].ifname, "tap0") && c.nics[0].vhost && c.nics[0].has_mac &&
               c.nics[0].mac[5] == 0x56,
@@ -117,6 +122,12 @@ static void test_devices(void)
     bad("disk option", "--disk: unknown option 'rw'", 6, "--kernel", "k", "--disk", "a,rw");
     bad("disk direct", "--disk: direct must be on or off", 6, "--kernel", "k", "--disk",
         "a,direct=maybe");
+    bad("disk aio", "--disk: aio must be uring or threads", 6, "--kernel", "k", "--disk",
+        "a,aio=posix");
+    bad("disk empty aio", "--disk: aio must be uring or threads", 6, "--kernel", "k", "--disk",
+        "a,aio=");
+    bad("disk aio prefix", "--disk: aio must be uring or threads", 6, "--kernel", "k", "--disk",
+        "a,aio=uringx");
     bad("disk id", "--disk: id must be", 6, "--kernel", "k", "--disk",
         "a,id=123456789012345678901");
     bad("net kind", "--net: 'bridge=br0'", 6, "--kernel", "k", "--net", "bridge=br0");

@@ -23,7 +23,7 @@
 #define ALL_FEATURES (~0ull)
 
 static char dir[64];
-static const char *backend_env; /* NULL: io_uring where available; "1": worker threads */
+static enum virtio_blk_aio backend_aio; /* AUTO: io_uring where available; THREADS */
 
 struct fix {
     struct vdriver d;
@@ -73,16 +73,15 @@ static int fix_open_cfg(struct fix *f, const struct virtio_blk_config *cfg, uint
     char err[256] = "";
     if (vdriver_init(&f->d, RAM) != 0)
         return -1;
-    if (backend_env)
-        setenv("REVIRT_BLK_NO_URING", backend_env, 1);
-    int r = virtio_blk_create(cfg, &f->d.mem, &f->b, err, sizeof(err));
-    unsetenv("REVIRT_BLK_NO_URING");
+    struct virtio_blk_config c = *cfg;
+    c.aio = backend_aio;
+    int r = virtio_blk_create(&c, &f->d.mem, &f->b, err, sizeof(err));
     CHECK(r == 0, "create %s: %d %s", cfg->path, r, err);
     if (r != 0) {
         vdriver_free(&f->d);
         return -1;
     }
-    if (backend_env)
+    if (backend_aio == VIRTIO_BLK_AIO_THREADS)
         CHECK(strcmp(virtio_blk_backend(f->b), "threads") == 0, "backend %s",
               virtio_blk_backend(f->b));
     else if (strcmp(virtio_blk_backend(f->b), "io_uring") != 0)
@@ -222,17 +221,45 @@ static void test_config(void)
     fix_close(&f);
 }
 
+/* cfg.aio picks the back end: threads on request, io_uring when asked and the kernel has it. */
+static void test_aio_choice(void)
+{
+    char path[128], err[256];
+    make_image("aio.img", 4096, 1, path, sizeof(path));
+    uint8_t ram[4096];
+    struct guest_mem mem = {0};
+    CHECK_EQ(guest_mem_add(&mem, 0, ram, sizeof(ram)), 0);
+    struct virtio_blk *b;
+    struct virtio_blk_config cfg = {.path = path, .aio = VIRTIO_BLK_AIO_THREADS};
+    CHECK_EQ(virtio_blk_create(&cfg, &mem, &b, err, sizeof(err)), 0);
+    CHECK(strcmp(virtio_blk_backend(b), "threads") == 0, "%s", virtio_blk_backend(b));
+    virtio_blk_destroy(b);
+    cfg.aio = VIRTIO_BLK_AIO_AUTO;
+    CHECK_EQ(virtio_blk_create(&cfg, &mem, &b, err, sizeof(err)), 0);
+    bool have_uring = strcmp(virtio_blk_backend(b), "io_uring") == 0;
+    virtio_blk_destroy(b);
+    cfg.aio = VIRTIO_BLK_AIO_URING;
+    int r = virtio_blk_create(&cfg, &mem, &b, err, sizeof(err));
+    if (have_uring) {
+        CHECK_EQ(r, 0);
+        CHECK(strcmp(virtio_blk_backend(b), "io_uring") == 0, "%s", virtio_blk_backend(b));
+        virtio_blk_destroy(b);
+    } else {
+        CHECK(r < 0 && strstr(err, "io_uring is not available"), "aio=uring without it: '%s'", err);
+    }
+}
+
 /* Many writes in flight at once, each cut into three data descriptors, then reads of the same
  * sectors into two descriptors each; checksums against what was written and the file. */
-static void write_read_backend(const char *env)
+static void write_read_backend(enum virtio_blk_aio aio)
 {
-    backend_env = env;
+    backend_aio = aio;
     char path[128];
-    make_image(env ? "rw-threads.img" : "rw-uring.img", IMAGE_SECTORS * 512ull, 2, path,
-               sizeof(path));
+    make_image(aio == VIRTIO_BLK_AIO_THREADS ? "rw-threads.img" : "rw-uring.img",
+               IMAGE_SECTORS * 512ull, 2, path, sizeof(path));
     struct fix f;
     if (fix_open(&f, path, false) != 0) {
-        backend_env = NULL;
+        backend_aio = VIRTIO_BLK_AIO_AUTO;
         return;
     }
     struct vdriver *d = &f.d;
@@ -310,17 +337,17 @@ static void write_read_backend(const char *env)
     CHECK_EQ(request(d, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false, &used), VIRTIO_BLK_S_OK);
     CHECK_EQ(used, 1);
     fix_close(&f);
-    backend_env = NULL;
+    backend_aio = VIRTIO_BLK_AIO_AUTO;
 }
 
 static void test_write_read_uring(void)
 {
-    write_read_backend(NULL);
+    write_read_backend(VIRTIO_BLK_AIO_AUTO);
 }
 
 static void test_write_read_threads(void)
 {
-    write_read_backend("1");
+    write_read_backend(VIRTIO_BLK_AIO_THREADS);
 }
 
 /* Without FLUSH negotiated the disk is write-through; requests still work. */
@@ -383,14 +410,14 @@ static void test_get_id(void)
     }
 }
 
-static void discard_zeroes_backend(const char *env)
+static void discard_zeroes_backend(enum virtio_blk_aio aio)
 {
-    backend_env = env;
+    backend_aio = aio;
     char path[128];
     make_image("dwz.img", IMAGE_SECTORS * 512ull, 5, path, sizeof(path));
     struct fix f;
     if (fix_open(&f, path, false) != 0) {
-        backend_env = NULL;
+        backend_aio = VIRTIO_BLK_AIO_AUTO;
         return;
     }
     struct vdriver *d = &f.d;
@@ -445,17 +472,17 @@ static void discard_zeroes_backend(const char *env)
     CHECK_EQ(request(d, VIRTIO_BLK_T_DISCARD, 0, seg, 12, false, NULL), VIRTIO_BLK_S_IOERR);
     CHECK_EQ(request(d, VIRTIO_BLK_T_DISCARD, 0, 0, 0, false, NULL), VIRTIO_BLK_S_IOERR);
     fix_close(&f);
-    backend_env = NULL;
+    backend_aio = VIRTIO_BLK_AIO_AUTO;
 }
 
 static void test_discard_write_zeroes_uring(void)
 {
-    discard_zeroes_backend(NULL);
+    discard_zeroes_backend(VIRTIO_BLK_AIO_AUTO);
 }
 
 static void test_discard_write_zeroes_threads(void)
 {
-    discard_zeroes_backend("1");
+    discard_zeroes_backend(VIRTIO_BLK_AIO_THREADS);
 }
 
 static void test_out_of_range(void)
@@ -639,14 +666,14 @@ static void test_missing_status(void)
 }
 
 /* A reset with reads in flight waits for them, and the device comes back. */
-static void reset_inflight_backend(const char *env)
+static void reset_inflight_backend(enum virtio_blk_aio aio)
 {
-    backend_env = env;
+    backend_aio = aio;
     char path[128];
     make_image("reset.img", 8ull << 20, 11, path, sizeof(path));
     struct fix f;
     if (fix_open(&f, path, false) != 0) {
-        backend_env = NULL;
+        backend_aio = VIRTIO_BLK_AIO_AUTO;
         return;
     }
     struct vdriver *d = &f.d;
@@ -668,17 +695,17 @@ static void reset_inflight_backend(const char *env)
         CHECK_EQ(request(d, VIRTIO_BLK_T_IN, 8, g, 512, true, NULL), VIRTIO_BLK_S_OK);
     }
     fix_close(&f);
-    backend_env = NULL;
+    backend_aio = VIRTIO_BLK_AIO_AUTO;
 }
 
 static void test_reset_inflight_uring(void)
 {
-    reset_inflight_backend(NULL);
+    reset_inflight_backend(VIRTIO_BLK_AIO_AUTO);
 }
 
 static void test_reset_inflight_threads(void)
 {
-    reset_inflight_backend("1");
+    reset_inflight_backend(VIRTIO_BLK_AIO_THREADS);
 }
 
 static int try_create(const char *path, bool ro, char *err, size_t len)
@@ -784,6 +811,7 @@ int main(int argc, char **argv)
     }
     chmod(dir, 0755); /* the unprivileged child reads an image in here */
     RUN(test_config);
+    RUN(test_aio_choice);
     RUN(test_write_read_uring);
     RUN(test_write_read_threads);
     RUN(test_writethrough);
