@@ -42,6 +42,13 @@
 #define BLK_MAX_DWZ_SECTORS (1u << 22)
 #define BLK_POOL_THREADS 4u
 
+/* How a request's data reaches the image, for the gate that keeps the two kinds apart. */
+enum blk_io {
+    IO_NONE,   /* no data through the page cache or around it: flush, discard, inline answers */
+    IO_DIRECT, /* read or write on the O_DIRECT descriptor */
+    IO_CACHED, /* read or write through the page cache (write zeroes may write by hand) */
+};
+
 struct blk_dwz {
     uint64_t sector;
     uint32_t num;
@@ -55,10 +62,13 @@ struct blk_slot {
     struct virtio_blk *b;
     uint16_t index;
     uint32_t type;
-    uint8_t *status;   /* the last writable byte of the chain */
-    uint8_t result;    /* VIRTIO_BLK_S_* */
-    bool direct;       /* the transfer in flight bypasses the host's page cache */
-    uint64_t offset;   /* image byte offset of what is left to transfer */
+    uint8_t *status; /* the last writable byte of the chain */
+    uint8_t result;  /* VIRTIO_BLK_S_* */
+    enum blk_io io;  /* its kind, fixed when it passes the gate */
+    bool refused;    /* a worker's direct transfer got EINVAL: the I/O thread falls back */
+    int fd;          /* the descriptor its transfers use */
+    struct blk_slot *wait_next; /* on the gate's waiting list */
+    uint64_t offset;            /* image byte offset of what is left to transfer */
     struct iovec *iov; /* data left to transfer: a view into req.iov, advanced as it goes */
     unsigned niov;
     uint64_t left;    /* bytes of data left */
@@ -75,6 +85,7 @@ struct virtio_blk {
     int fd;
     int dfd;            /* the same image opened O_DIRECT, or -1 (direct=off, unsupported) */
     unsigned dio_align; /* memory and offset alignment O_DIRECT needs */
+    bool dio_refused;   /* the file system refused a direct transfer: close dfd once quiet */
     bool readonly;
     uint64_t capacity; /* in sectors */
     char id[VIRTIO_BLK_ID_BYTES];
@@ -90,8 +101,11 @@ struct virtio_blk {
     bool broken; /* NEEDS_RESET was raised: pop nothing more */
     bool dsync;  /* FLUSH not negotiated: the disk is write-through (§5.2.6.3) */
     unsigned nfree;
-    uint16_t free_idx[BLK_QUEUE_SIZE];      /* a stack: low indices are reused first */
-    struct blk_slot *slots[BLK_QUEUE_SIZE]; /* allocated on first use, kept until destroy */
+    uint16_t free_idx[BLK_QUEUE_SIZE]; /* a stack: low indices are reused first */
+    /* The gate: direct and cached requests are never in flight together (see gate_enter). */
+    unsigned busy[3];                        /* started and not completed, by enum blk_io */
+    struct blk_slot *wait_head, **wait_tail; /* waiting for the other kind to drain, in order */
+    struct blk_slot *slots[BLK_QUEUE_SIZE];  /* allocated on first use, kept until destroy */
 };
 
 /* ---------------------------------------------------------------- iovec helpers */
@@ -150,8 +164,11 @@ static void fail(struct virtio_blk *b, const char *why)
     virtio_set_needs_reset(&b->vdev, why);
 }
 
+static void gate_leave(struct virtio_blk *b, struct blk_slot *s);
+
 static void complete(struct virtio_blk *b, struct blk_slot *s)
 {
+    gate_leave(b, s);
     struct virtq *vq = &b->vdev.queues[0].vq;
     *s->status = s->result;
     /* used len: what the device wrote into the chain, data and status byte (§2.7.8). */
@@ -244,9 +261,9 @@ static int64_t transfer_once(struct virtio_blk *b, struct blk_slot *s)
 {
     ssize_t n;
     if (s->type == VIRTIO_BLK_T_IN)
-        n = preadv(b->fd, s->iov, (int)s->niov, (off_t)s->offset);
+        n = preadv(s->fd, s->iov, (int)s->niov, (off_t)s->offset);
     else
-        n = pwritev2(b->fd, s->iov, (int)s->niov, (off_t)s->offset, b->dsync ? RWF_DSYNC : 0);
+        n = pwritev2(s->fd, s->iov, (int)s->niov, (off_t)s->offset, b->dsync ? RWF_DSYNC : 0);
     return n < 0 ? -errno : n;
 }
 
@@ -259,8 +276,16 @@ static void run_job(struct workpool_job *job)
     switch (s->type) {
     case VIRTIO_BLK_T_IN:
     case VIRTIO_BLK_T_OUT:
-        while (advance(s, transfer_once(b, s)))
-            ;
+        for (;;) {
+            int64_t res = transfer_once(b, s);
+            if (res == -EINVAL && s->io == IO_DIRECT) {
+                /* Only the I/O thread may give up direct I/O (refuse_direct): hand it back. */
+                s->refused = true;
+                break;
+            }
+            if (!advance(s, res))
+                break;
+        }
         break;
     case VIRTIO_BLK_T_FLUSH:
         while (advance(s, fdatasync(b->fd) < 0 ? -errno : 0))
@@ -281,7 +306,7 @@ static void run_job(struct workpool_job *job)
 /* Whether s's transfer meets O_DIRECT's alignment; others go through the page cache. */
 static bool direct_ok(const struct virtio_blk *b, const struct blk_slot *s)
 {
-    if (b->dfd < 0 || s->offset % b->dio_align)
+    if (b->dfd < 0 || b->dio_refused || s->offset % b->dio_align)
         return false;
     for (unsigned i = 0; i < s->niov; i++)
         if ((uintptr_t)s->iov[i].iov_base % b->dio_align || s->iov[i].iov_len % b->dio_align)
@@ -302,14 +327,12 @@ static void ring_prep(struct virtio_blk *b, struct blk_slot *s)
         finish(b, s, VIRTIO_BLK_S_IOERR);
         return;
     }
-    s->direct = s->type != VIRTIO_BLK_T_FLUSH && direct_ok(b, s);
-    int fd = s->direct ? b->dfd : b->fd;
     switch (s->type) {
     case VIRTIO_BLK_T_IN:
-        io_uring_prep_readv(sqe, fd, s->iov, s->niov, s->offset);
+        io_uring_prep_readv(sqe, s->fd, s->iov, s->niov, s->offset);
         break;
     case VIRTIO_BLK_T_OUT:
-        io_uring_prep_writev(sqe, fd, s->iov, s->niov, s->offset);
+        io_uring_prep_writev(sqe, s->fd, s->iov, s->niov, s->offset);
         if (b->dsync)
             sqe->rw_flags = RWF_DSYNC;
         break;
@@ -332,6 +355,91 @@ static void ring_submit(struct virtio_blk *b)
     }
 }
 
+/* ---------------------------------------------------------------- the direct / cached gate */
+
+/* Linux does not keep O_DIRECT and page-cache I/O on one file coherent when they overlap in
+ * time: a direct write invalidates the cached pages of its range when it completes, and when
+ * a buffered write or read holds them at that moment the invalidation fails, the kernel logs
+ * "Page cache invalidation failure on direct I/O" and records -EIO on the file, which the next
+ * fsync returns (dio_warn_stale_pagecache). A guest's good FLUSH would then fail, and cached
+ * data could be stale. So a request of one kind starts only when none of the other kind is in
+ * flight, and waits in order otherwise; FLUSH and discard, which move no data, pass freely. */
+
+static enum blk_io opposite(enum blk_io io)
+{
+    return io == IO_DIRECT ? IO_CACHED : IO_DIRECT;
+}
+
+static void start(struct virtio_blk *b, struct blk_slot *s)
+{
+    b->busy[s->io]++;
+    s->fd = s->io == IO_DIRECT ? b->dfd : b->fd;
+    s->refused = false;
+    if (b->uring && s->type != VIRTIO_BLK_T_DISCARD && s->type != VIRTIO_BLK_T_WRITE_ZEROES)
+        ring_prep(b, s);
+    else
+        workpool_submit(b->pool, &s->job);
+}
+
+static void gate_enter(struct virtio_blk *b, struct blk_slot *s)
+{
+    if (s->io != IO_NONE && (b->busy[opposite(s->io)] || b->wait_head)) {
+        s->wait_next = NULL;
+        *b->wait_tail = s;
+        b->wait_tail = &s->wait_next;
+        return;
+    }
+    start(b, s);
+}
+
+/* Once no direct transfer is in flight or waiting, nothing can still name dfd: closing it
+ * then cannot send a queued request's I/O to whatever file reuses the number. */
+static void maybe_close_direct(struct virtio_blk *b)
+{
+    if (b->dio_refused && b->dfd >= 0 && b->busy[IO_DIRECT] == 0) {
+        close(b->dfd);
+        b->dfd = -1;
+    }
+}
+
+/* Start waiting requests, in order, while the first of them may go. */
+static void gate_release(struct virtio_blk *b)
+{
+    while (b->wait_head && b->busy[opposite(b->wait_head->io)] == 0) {
+        struct blk_slot *w = b->wait_head;
+        b->wait_head = w->wait_next;
+        if (!b->wait_head)
+            b->wait_tail = &b->wait_head;
+        start(b, w);
+    }
+}
+
+static void gate_leave(struct virtio_blk *b, struct blk_slot *s)
+{
+    if (s->io == IO_NONE)
+        return;
+    b->busy[s->io]--;
+    s->io = IO_NONE; /* so a second complete of the slot cannot count twice */
+    maybe_close_direct(b);
+    gate_release(b);
+}
+
+/* The file system refused s's direct transfer after all (an alignment statx did not report):
+ * the device stays buffered from now on. s, and direct requests still waiting, go through the
+ * page cache once every direct transfer in flight has finished; dfd is closed then too. */
+static void refuse_direct(struct virtio_blk *b, struct blk_slot *s)
+{
+    b->dio_refused = true;
+    for (struct blk_slot *w = b->wait_head; w; w = w->wait_next)
+        if (w->io == IO_DIRECT)
+            w->io = IO_CACHED;
+    b->busy[IO_DIRECT]--;
+    s->io = IO_CACHED;
+    maybe_close_direct(b);
+    gate_enter(b, s);
+    gate_release(b); /* s may have been the last direct one the waiting list waited for */
+}
+
 /* Take every completion off the ring. answer is false while stopping: the rings are being
  * reset, so nothing is pushed and nothing resubmitted. */
 static void ring_reap(struct virtio_blk *b, bool answer)
@@ -344,11 +452,8 @@ static void ring_reap(struct virtio_blk *b, bool answer)
         b->ring_inflight--;
         if (!answer) {
             put_slot(b, s);
-        } else if (res == -EINVAL && s->direct) {
-            /* The file system refused this direct transfer after all: stay buffered. */
-            close(b->dfd);
-            b->dfd = -1;
-            ring_prep(b, s);
+        } else if (res == -EINVAL && s->io == IO_DIRECT) {
+            refuse_direct(b, s);
         } else if (advance(s, res))
             ring_prep(b, s);
         else
@@ -367,10 +472,13 @@ static bool in_capacity(const struct virtio_blk *b, uint64_t sector, uint64_t by
 static void submit(struct virtio_blk *b, struct blk_slot *s)
 {
     s->result = VIRTIO_BLK_S_OK;
-    if (b->uring && s->type != VIRTIO_BLK_T_DISCARD && s->type != VIRTIO_BLK_T_WRITE_ZEROES)
-        ring_prep(b, s);
+    if (s->type == VIRTIO_BLK_T_IN || s->type == VIRTIO_BLK_T_OUT)
+        s->io = direct_ok(b, s) ? IO_DIRECT : IO_CACHED;
+    else if (s->type == VIRTIO_BLK_T_WRITE_ZEROES && b->dfd >= 0)
+        s->io = IO_CACHED; /* may fall back to writing zeroes through the page cache */
     else
-        workpool_submit(b->pool, &s->job);
+        s->io = IO_NONE;
+    gate_enter(b, s);
 }
 
 /* Copy and check discard / write-zeroes segments (§5.2.6.2). 0 when they may run, else the
@@ -407,6 +515,7 @@ static void handle(struct virtio_blk *b, struct blk_slot *s)
     struct virtq_req *r = &s->req;
     s->written = 0;
     s->nseg = 0;
+    s->io = IO_NONE;
     /* The status byte is the last byte the device may write (§5.2.6): without one the request
      * cannot even be answered. */
     if (r->in_len == 0) {
@@ -550,7 +659,11 @@ static void on_pool(void *opaque, uint32_t events)
     struct workpool_job *j = workpool_reap(b->pool);
     while (j) {
         struct workpool_job *next = j->next;
-        complete(b, (struct blk_slot *)j);
+        struct blk_slot *s = (struct blk_slot *)j;
+        if (s->refused)
+            refuse_direct(b, s);
+        else
+            complete(b, s);
         j = next;
     }
     process_queue(b);
@@ -569,6 +682,9 @@ static int blk_start(void *dev)
     b->nfree = vq->size ? vq->size : 1;
     for (unsigned i = 0; i < b->nfree; i++)
         b->free_idx[i] = (uint16_t)(b->nfree - 1 - i);
+    memset(b->busy, 0, sizeof(b->busy));
+    b->wait_head = NULL;
+    b->wait_tail = &b->wait_head;
 
     const struct ioloop_watch w[] = {
         {b->vdev.queues[0].kick_fd, EPOLLIN, on_kick, b},
@@ -606,6 +722,13 @@ static void blk_stop(void *dev)
         put_slot(b, (struct blk_slot *)j);
         j = next;
     }
+    /* Requests the gate held never started: their slots are simply free again. */
+    for (struct blk_slot *w = b->wait_head; w; w = w->wait_next)
+        put_slot(b, w);
+    b->wait_head = NULL;
+    b->wait_tail = &b->wait_head;
+    memset(b->busy, 0, sizeof(b->busy));
+    maybe_close_direct(b);
 }
 
 /* ---------------------------------------------------------------- creation */
@@ -850,4 +973,14 @@ void virtio_blk_destroy(struct virtio_blk *b)
         return;
     virtio_device_cleanup(&b->vdev);
     free_blk(b);
+}
+
+void virtio_blk_test_dio_align(struct virtio_blk *b, unsigned align)
+{
+    b->dio_align = align ? align : 1;
+}
+
+bool virtio_blk_test_direct(const struct virtio_blk *b)
+{
+    return b->dfd >= 0;
 }

@@ -79,4 +79,10 @@ struct virtio_device *virtio_blk_device(struct virtio_blk *b);
 const char *virtio_blk_backend(const struct virtio_blk *b);
 void virtio_blk_destroy(struct virtio_blk *b);
 
+/* For tests only: take O_DIRECT's alignment to be align bytes, whatever the file system said,
+ * so that it refuses some direct transfers and the device's run-time fallback to the page cache
+ * runs on a real file. true while the device still has its O_DIRECT descriptor. */
+void virtio_blk_test_dio_align(struct virtio_blk *b, unsigned align);
+bool virtio_blk_test_direct(const struct virtio_blk *b);
+
 #endif

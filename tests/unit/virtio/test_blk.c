@@ -221,6 +221,150 @@ static void test_config(void)
     fix_close(&f);
 }
 
+/* len bytes of guest memory whose host address is a multiple of align, plus skew bytes: what
+ * decides whether the device can transfer them with O_DIRECT. */
+static uint64_t host_aligned(struct vdriver *d, uint64_t len, uint64_t align, uint64_t skew)
+{
+    uint64_t g = vdriver_alloc(d, len + align + skew, 1);
+    uintptr_t host = (uintptr_t)vdriver_ptr(d, g);
+    return g + (align - host % align) % align + skew;
+}
+
+/* Writes that O_DIRECT can take and writes it cannot (misaligned guest buffers go through the
+ * page cache), to the same sectors and in flight together, then a flush. Linux cannot drop the
+ * page cache under a direct write that races a buffered one, and then records -EIO for the
+ * next fsync of the file (dio_warn_stale_pagecache): the device must never have the two kinds
+ * in flight at once, or a good flush fails. */
+static void mixed_direct_buffered_backend(enum virtio_blk_aio aio)
+{
+    backend_aio = aio;
+    char path[128];
+    make_image("mixed.img", IMAGE_SECTORS * 512ull, 3, path, sizeof(path));
+    struct fix f;
+    if (fix_open(&f, path, false) != 0) {
+        backend_aio = VIRTIO_BLK_AIO_AUTO;
+        return;
+    }
+    struct vdriver *d = &f.d;
+    enum { PAIRS = 16, BYTES = 8192, ROUNDS = 48 };
+    uint64_t data[2 * PAIRS], st[2 * PAIRS], hdr[2 * PAIRS];
+    for (unsigned i = 0; i < 2 * PAIRS; i++) {
+        /* Even: 4 KiB-aligned in host memory; odd: one byte off. */
+        data[i] = host_aligned(d, BYTES, 4096, i % 2);
+        memset(vdriver_ptr(d, data[i]), (int)(0x40 + i), BYTES);
+        hdr[i] = put_hdr(d, VIRTIO_BLK_T_OUT, (i / 2) % 4 * 8);
+        st[i] = new_status(d);
+    }
+    uint64_t fdata = 0;
+    unsigned bad_flush = 0, bad_write = 0;
+    for (unsigned round = 0; round < ROUNDS; round++) {
+        for (unsigned i = 0; i < 2 * PAIRS; i++) {
+            *(uint8_t *)vdriver_ptr(d, st[i]) = 0xee;
+            struct vdriver_buf bufs[3] = {
+                {hdr[i], 16, false}, {data[i], BYTES, false}, {st[i], 1, true}};
+            vdriver_add(d, 0, bufs, 3, i + 1 == 2 * PAIRS); /* one kick for the batch */
+        }
+        unsigned seen = 0;
+        for (unsigned i = 0; i < 2 * PAIRS; i++) {
+            uint16_t head;
+            uint32_t len;
+            if (vdriver_wait_used(d, 0, &head, &len, WAIT_MS) != 0)
+                break;
+            seen++;
+        }
+        CHECK_EQ(seen, 2 * PAIRS);
+        for (unsigned i = 0; i < 2 * PAIRS; i++)
+            bad_write += *(uint8_t *)vdriver_ptr(d, st[i]) != VIRTIO_BLK_S_OK;
+        bad_flush += request(d, VIRTIO_BLK_T_FLUSH, 0, fdata, 0, false, NULL) != VIRTIO_BLK_S_OK;
+    }
+    CHECK_EQ(bad_write, 0);
+    CHECK_EQ(bad_flush, 0);
+    fix_close(&f);
+    backend_aio = VIRTIO_BLK_AIO_AUTO;
+}
+
+/* The file system refuses direct transfers that statx called fine (simulated with too small an
+ * alignment): the refused requests fall back to the page cache, but only once no direct one is
+ * in flight, so the mix above cannot happen during the switch either, and the O_DIRECT
+ * descriptor is closed only when nothing can name it any more. Every write succeeds, the flush
+ * after the batch too, and the data is what was written. A fresh device each round: the
+ * fallback happens once per device. */
+static void direct_refused_backend(enum virtio_blk_aio aio)
+{
+    backend_aio = aio;
+    char path[128];
+    make_image("refused.img", IMAGE_SECTORS * 512ull, 4, path, sizeof(path));
+    enum { PAIRS = 16, BYTES = 8192, ROUNDS = 12 };
+    unsigned bad_flush = 0, bad_write = 0, still_direct = 0;
+    for (unsigned round = 0; round < ROUNDS; round++) {
+        struct fix f;
+        if (fix_open(&f, path, false) != 0)
+            break;
+        struct vdriver *d = &f.d;
+        if (!virtio_blk_test_direct(f.b)) {
+            printf("# no O_DIRECT on this file system: nothing to fall back from\n");
+            fix_close(&f);
+            break;
+        }
+        virtio_blk_test_dio_align(f.b, 1);
+        uint64_t data[2 * PAIRS], st[2 * PAIRS];
+        for (unsigned i = 0; i < 2 * PAIRS; i++) {
+            /* Even: aligned for real; odd: one byte off, which the file system refuses. */
+            data[i] = host_aligned(d, BYTES, 4096, i % 2);
+            memset(vdriver_ptr(d, data[i]), (int)(round * 2 * PAIRS + i), BYTES);
+            st[i] = new_status(d);
+            struct vdriver_buf bufs[3] = {{put_hdr(d, VIRTIO_BLK_T_OUT, (i / 2) % 4 * 16), 16},
+                                          {data[i], BYTES, false},
+                                          {st[i], 1, true}};
+            vdriver_add(d, 0, bufs, 3, i + 1 == 2 * PAIRS);
+        }
+        for (unsigned i = 0; i < 2 * PAIRS; i++) {
+            uint16_t head;
+            uint32_t len;
+            if (vdriver_wait_used(d, 0, &head, &len, WAIT_MS) != 0) {
+                CHECK(false, "round %u: a write was never answered", round);
+                break;
+            }
+        }
+        for (unsigned i = 0; i < 2 * PAIRS; i++)
+            bad_write += *(uint8_t *)vdriver_ptr(d, st[i]) != VIRTIO_BLK_S_OK;
+        bad_flush += request(d, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false, NULL) != VIRTIO_BLK_S_OK;
+        still_direct += virtio_blk_test_direct(f.b);
+        /* Alone now: written data reads back from the file. */
+        uint64_t one = host_aligned(d, BYTES, 4096, 1);
+        memset(vdriver_ptr(d, one), 0x5a ^ (int)round, BYTES);
+        CHECK_EQ(request(d, VIRTIO_BLK_T_OUT, 1024, one, BYTES, false, NULL), VIRTIO_BLK_S_OK);
+        uint8_t back[BYTES];
+        file_read(path, 1024 * 512ull, back, sizeof(back));
+        CHECK(memcmp(back, vdriver_ptr(d, one), BYTES) == 0, "round %u: data", round);
+        fix_close(&f);
+    }
+    CHECK_EQ(bad_write, 0);
+    CHECK_EQ(bad_flush, 0);
+    CHECK_EQ(still_direct, 0);
+    backend_aio = VIRTIO_BLK_AIO_AUTO;
+}
+
+static void test_direct_refused_uring(void)
+{
+    direct_refused_backend(VIRTIO_BLK_AIO_AUTO);
+}
+
+static void test_direct_refused_threads(void)
+{
+    direct_refused_backend(VIRTIO_BLK_AIO_THREADS);
+}
+
+static void test_mixed_direct_buffered_uring(void)
+{
+    mixed_direct_buffered_backend(VIRTIO_BLK_AIO_AUTO);
+}
+
+static void test_mixed_direct_buffered_threads(void)
+{
+    mixed_direct_buffered_backend(VIRTIO_BLK_AIO_THREADS);
+}
+
 /* cfg.aio picks the back end: threads on request, io_uring when asked and the kernel has it. */
 static void test_aio_choice(void)
 {
@@ -815,6 +959,10 @@ int main(int argc, char **argv)
     RUN(test_write_read_uring);
     RUN(test_write_read_threads);
     RUN(test_writethrough);
+    RUN(test_mixed_direct_buffered_uring);
+    RUN(test_mixed_direct_buffered_threads);
+    RUN(test_direct_refused_uring);
+    RUN(test_direct_refused_threads);
     RUN(test_get_id);
     RUN(test_discard_write_zeroes_uring);
     RUN(test_discard_write_zeroes_threads);
