@@ -171,16 +171,6 @@ static bool all_zero(const uint8_t *p, size_t n)
     return true;
 }
 
-static bool wait_needs_reset(struct vdriver *d)
-{
-    for (int i = 0; i < 500; i++) {
-        if (vdriver_status(d) & VIRTIO_STATUS_NEEDS_RESET)
-            return true;
-        usleep(2000);
-    }
-    return false;
-}
-
 static uint32_t cfg32(struct fix *f, unsigned off)
 {
     const uint8_t *c = virtio_blk_device(f->b)->config;
@@ -797,7 +787,7 @@ static void test_missing_status(void)
     uint64_t g = vdriver_alloc(d, 512, 512);
     struct vdriver_buf bufs[2] = {{put_hdr(d, VIRTIO_BLK_T_OUT, 0), 16, false}, {g, 512, false}};
     vdriver_add(d, 0, bufs, 2, true);
-    CHECK(wait_needs_reset(d), "NEEDS_RESET not set");
+    CHECK(vdriver_wait_needs_reset(d, WAIT_MS), "NEEDS_RESET not set");
     uint8_t buf[512];
     file_read(path, 0, buf, sizeof(buf));
     CHECK(buf[0] == pattern(0, 10), "the unanswerable write was done");

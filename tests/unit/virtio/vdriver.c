@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,9 +43,12 @@ static const struct virtio_transport_ops fake_transport = {
 int vdriver_init(struct vdriver *d, uint64_t ram_size)
 {
     memset(d, 0, sizeof(*d));
-    d->ram = calloc(1, ram_size);
-    if (!d->ram)
+    /* Anonymous pages, as revirter maps guest RAM: page-aligned (so which buffers suit
+     * O_DIRECT is what a guest sees), and vdriver_wipe can zero them cheaply. */
+    void *ram = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ram == MAP_FAILED)
         return -ENOMEM;
+    d->ram = ram;
     d->ram_size = ram_size;
     d->brk = 0x1000; /* keep GPA 0 unused so a zero address is always a bug */
     pthread_mutex_init(&d->lock, NULL);
@@ -52,9 +56,19 @@ int vdriver_init(struct vdriver *d, uint64_t ram_size)
     return guest_mem_add(&d->mem, 0, d->ram, ram_size);
 }
 
+void vdriver_wipe(struct vdriver *d)
+{
+    /* Private anonymous pages read back as zeroes after MADV_DONTNEED; untouched ones cost
+     * nothing, so a fuzz input pays for the memory it used, not for all of RAM. */
+    if (madvise(d->ram, d->ram_size, MADV_DONTNEED) != 0)
+        memset(d->ram, 0, d->ram_size);
+    d->brk = 0x1000;
+}
+
 void vdriver_free(struct vdriver *d)
 {
-    free(d->ram);
+    if (d->ram)
+        munmap(d->ram, d->ram_size);
     pthread_mutex_destroy(&d->lock);
     pthread_cond_destroy(&d->cond);
 }
@@ -156,10 +170,9 @@ uint16_t vdriver_add(struct vdriver *d, unsigned qi, const struct vdriver_buf *b
     return head;
 }
 
-int vdriver_wait_used(struct vdriver *d, unsigned qi, uint16_t *head, uint32_t *len, int timeout_ms)
+/* timeout_ms from now on CLOCK_REALTIME, what pthread_cond_timedwait takes. */
+static struct timespec deadline(int timeout_ms)
 {
-    struct vdriver_queue *q = &d->q[qi];
-    uint8_t *used = d->ram + q->used;
     struct timespec end;
     clock_gettime(CLOCK_REALTIME, &end);
     end.tv_sec += timeout_ms / 1000;
@@ -168,8 +181,23 @@ int vdriver_wait_used(struct vdriver *d, unsigned qi, uint16_t *head, uint32_t *
         end.tv_sec++;
         end.tv_nsec -= 1000000000;
     }
+    return end;
+}
+
+int vdriver_wait_used(struct vdriver *d, unsigned qi, uint16_t *head, uint32_t *len, int timeout_ms)
+{
+    struct vdriver_queue *q = &d->q[qi];
+    uint8_t *used = d->ram + q->used;
+    struct timespec end = deadline(timeout_ms);
+    /* §2.7.10: with event_idx, used_event = the next entry we wait for asks for an interrupt
+     * as soon as it is used, as Linux's virtqueue_enable_cb does (without it the device may
+     * stay silent and only the polling below would notice). The fence orders the store before
+     * the load of used->idx, against the device's store of used->idx then load of used_event. */
+    __atomic_store_n((uint16_t *)(d->ram + q->avail + 4 + 2ull * q->size), q->used_seen,
+                     __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     pthread_mutex_lock(&d->lock);
-    /* Poll the ring as well as waiting for interrupts: event_idx may suppress some. */
+    /* Poll the ring as well as waiting for interrupts, in case a test holds some back. */
     while (__atomic_load_n((uint16_t *)(used + 2), __ATOMIC_ACQUIRE) == q->used_seen) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
@@ -193,4 +221,27 @@ int vdriver_wait_used(struct vdriver *d, unsigned qi, uint16_t *head, uint32_t *
     *head = (uint16_t)id;
     q->used_seen++;
     return 0;
+}
+
+bool vdriver_wait_needs_reset(struct vdriver *d, int timeout_ms)
+{
+    struct timespec end = deadline(timeout_ms);
+    /* The device raises the configuration interrupt after setting NEEDS_RESET (virtio 1.2
+     * §2.1.2), from under the device's lock: so sample the interrupt count first, then read
+     * the status (never holding our lock, whose order is after the device's), then sleep
+     * until the count moves. */
+    for (;;) {
+        pthread_mutex_lock(&d->lock);
+        unsigned seen = d->config_irqs;
+        pthread_mutex_unlock(&d->lock);
+        if (vdriver_status(d) & VIRTIO_STATUS_NEEDS_RESET)
+            return true;
+        int r = 0;
+        pthread_mutex_lock(&d->lock);
+        while (d->config_irqs == seen && r != ETIMEDOUT)
+            r = pthread_cond_timedwait(&d->cond, &d->lock, &end);
+        pthread_mutex_unlock(&d->lock);
+        if (r == ETIMEDOUT)
+            return vdriver_status(d) & VIRTIO_STATUS_NEEDS_RESET;
+    }
 }

@@ -41,6 +41,8 @@ struct vdriver_buf {
 /* Guest RAM of ram_size bytes at GPA 0 (must be >= 1 MiB). */
 int vdriver_init(struct vdriver *d, uint64_t ram_size);
 void vdriver_free(struct vdriver *d);
+/* Zero all of guest RAM again and start allocating afresh (after a reset: rings go too). */
+void vdriver_wipe(struct vdriver *d);
 /* Allocate len bytes of zeroed guest memory aligned to align; returns its GPA (aborts when
  * full: tests size their RAM). */
 uint64_t vdriver_alloc(struct vdriver *d, uint64_t len, uint64_t align);
@@ -63,5 +65,7 @@ int vdriver_wait_used(struct vdriver *d, unsigned qi, uint16_t *head, uint32_t *
                       int timeout_ms);
 /* Device status as the transport reports it, NEEDS_RESET included. */
 uint8_t vdriver_status(struct vdriver *d);
+/* Wait up to timeout_ms for the device to set NEEDS_RESET: whether it did. */
+bool vdriver_wait_needs_reset(struct vdriver *d, int timeout_ms);
 
 #endif
