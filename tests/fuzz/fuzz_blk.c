@@ -341,8 +341,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(o, hdr, s->hdr_len);
         s->out_gpa = out_area + s->hdr_len;
         o += s->hdr_len;
-        for (uint64_t i = 0; i < s->out_len; i++)
-            o[i] = (uint8_t)xorshift(&seed);
+        /* Eight bytes per step: with coverage on every comparison, a byte loop over up to
+         * 32 KiB per request was most of an input's time under libFuzzer. */
+        for (uint64_t i = 0; i < s->out_len; i += 8) {
+            uint64_t x = xorshift(&seed);
+            memcpy(o + i, &x, s->out_len - i < 8 ? (size_t)(s->out_len - i) : 8);
+        }
         if (s->type == VIRTIO_BLK_T_DISCARD || s->type == VIRTIO_BLK_T_WRITE_ZEROES) {
             for (uint64_t i = 0; i + 16 <= s->out_len; i += 16) {
                 uint64_t x = xorshift(&seed);
