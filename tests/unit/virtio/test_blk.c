@@ -98,6 +98,20 @@ static int fix_open(struct fix *f, const char *path, bool ro)
     return fix_open_cfg(f, &cfg, ALL_FEATURES);
 }
 
+/* A fresh image of size bytes named name and a device on it with back end aio, which stays in
+ * backend_aio for the case: 0, or -1 (already reported) when it cannot open. */
+static int fix_open_backend(struct fix *f, enum virtio_blk_aio aio, const char *name, uint64_t size,
+                            unsigned seed, char *path, size_t len)
+{
+    backend_aio = aio;
+    make_image(name, size, seed, path, len);
+    if (fix_open(f, path, false) != 0) {
+        backend_aio = VIRTIO_BLK_AIO_AUTO;
+        return -1;
+    }
+    return 0;
+}
+
 static void fix_close(struct fix *f)
 {
     virtio_blk_destroy(f->b);
@@ -227,14 +241,10 @@ static uint64_t host_aligned(struct vdriver *d, uint64_t len, uint64_t align, ui
  * in flight at once, or a good flush fails. */
 static void mixed_direct_buffered_backend(enum virtio_blk_aio aio)
 {
-    backend_aio = aio;
     char path[128];
-    make_image("mixed.img", IMAGE_SECTORS * 512ull, 3, path, sizeof(path));
     struct fix f;
-    if (fix_open(&f, path, false) != 0) {
-        backend_aio = VIRTIO_BLK_AIO_AUTO;
+    if (fix_open_backend(&f, aio, "mixed.img", IMAGE_SECTORS * 512ull, 3, path, sizeof(path)) != 0)
         return;
-    }
     struct vdriver *d = &f.d;
     enum { PAIRS = 16, BYTES = 8192, ROUNDS = 48 };
     uint64_t data[2 * PAIRS], st[2 * PAIRS], hdr[2 * PAIRS];
@@ -387,15 +397,11 @@ static void test_aio_choice(void)
  * sectors into two descriptors each; checksums against what was written and the file. */
 static void write_read_backend(enum virtio_blk_aio aio)
 {
-    backend_aio = aio;
     char path[128];
-    make_image(aio == VIRTIO_BLK_AIO_THREADS ? "rw-threads.img" : "rw-uring.img",
-               IMAGE_SECTORS * 512ull, 2, path, sizeof(path));
     struct fix f;
-    if (fix_open(&f, path, false) != 0) {
-        backend_aio = VIRTIO_BLK_AIO_AUTO;
+    if (fix_open_backend(&f, aio, aio == VIRTIO_BLK_AIO_THREADS ? "rw-threads.img" : "rw-uring.img",
+                         IMAGE_SECTORS * 512ull, 2, path, sizeof(path)) != 0)
         return;
-    }
     struct vdriver *d = &f.d;
     enum { NREQ = 48, SECT = 24, BYTES = SECT * 512 };
     uint64_t wdata[NREQ], rdata[NREQ], wst[NREQ], rst[NREQ];
@@ -546,14 +552,10 @@ static void test_get_id(void)
 
 static void discard_zeroes_backend(enum virtio_blk_aio aio)
 {
-    backend_aio = aio;
     char path[128];
-    make_image("dwz.img", IMAGE_SECTORS * 512ull, 5, path, sizeof(path));
     struct fix f;
-    if (fix_open(&f, path, false) != 0) {
-        backend_aio = VIRTIO_BLK_AIO_AUTO;
+    if (fix_open_backend(&f, aio, "dwz.img", IMAGE_SECTORS * 512ull, 5, path, sizeof(path)) != 0)
         return;
-    }
     struct vdriver *d = &f.d;
     uint64_t sec[3] = {16, 64, 200};
     uint32_t num[3] = {16, 9, 1}, flags[3] = {0, 0, 0};
@@ -802,14 +804,10 @@ static void test_missing_status(void)
 /* A reset with reads in flight waits for them, and the device comes back. */
 static void reset_inflight_backend(enum virtio_blk_aio aio)
 {
-    backend_aio = aio;
     char path[128];
-    make_image("reset.img", 8ull << 20, 11, path, sizeof(path));
     struct fix f;
-    if (fix_open(&f, path, false) != 0) {
-        backend_aio = VIRTIO_BLK_AIO_AUTO;
+    if (fix_open_backend(&f, aio, "reset.img", 8ull << 20, 11, path, sizeof(path)) != 0)
         return;
-    }
     struct vdriver *d = &f.d;
     for (int round = 0; round < 3; round++) {
         for (unsigned i = 0; i < 64; i++) {
