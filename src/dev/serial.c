@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* 16550A UART model (National PC16550D datasheet): registers, RX FIFO, interrupt logic. */
+/* 16550A UART model (National PC16550D datasheet): registers, RX and TX FIFOs, interrupt logic. */
 #include "serial.h"
 
 #include <errno.h>
@@ -7,7 +7,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Register offsets. */
 #define REG_RBR_THR 0 /* DLL with DLAB */
@@ -76,14 +75,21 @@ struct serial {
     uint8_t rx[SERIAL_FIFO_SIZE];
     unsigned rx_head, rx_count;
     uint8_t rbr; /* last byte read, what RBR returns when the FIFO is empty */
+    /* Bytes written to THR that the sink has not taken yet. On the PC16550D the transmitter
+     * drains its FIFO at the line rate; here the sink is the line, and it only holds bytes
+     * back while the host side is slow, which the guest sees as a busy transmitter. */
+    uint8_t tx[SERIAL_FIFO_SIZE];
+    unsigned tx_head, tx_count;
     /* The THRE interrupt is a latch, not the THRE bit: reading IIR while it is the reported
-     * source clears it, writing THR or setting IER.ETBEI re-arms it (PC16550D Table IV). */
+     * source clears it, writing THR clears it too, and the transmit FIFO becoming empty or
+     * setting IER.ETBEI while it is empty re-arms it (PC16550D Table IV). */
     bool thr_ipending;
     bool rx_refused; /* serial_receive turned bytes away; tell rx_ready when room appears */
     bool irq_level;
 };
 
-static unsigned rx_capacity(const struct serial *s)
+/* Both FIFOs hold 16 bytes in FIFO mode and one (RBR, THR) in 16450 mode. */
+static unsigned fifo_depth(const struct serial *s)
 {
     return (s->fcr & FCR_ENABLE) ? SERIAL_FIFO_SIZE : 1;
 }
@@ -145,7 +151,7 @@ static void rx_clear(struct serial *s)
 /* A byte arriving on the line (or looped back). Returns false when there was no room. */
 static bool rx_push(struct serial *s, uint8_t b)
 {
-    if (s->rx_count == rx_capacity(s))
+    if (s->rx_count == fifo_depth(s))
         return false;
     s->rx[(s->rx_head + s->rx_count) % SERIAL_FIFO_SIZE] = b;
     s->rx_count++;
@@ -184,10 +190,34 @@ static void msr_update(struct serial *s)
     s->msr = (uint8_t)(now | (s->msr & MSR_DELTAS) | delta);
 }
 
-static void out_byte(struct serial *s, uint8_t b)
+/* Hand the transmit FIFO to the sink, oldest byte first, until it is empty or the sink is
+ * full. THRE and TEMT mean "FIFO empty" here (there is no shift register to model), and the
+ * FIFO emptying is what raises the THRE interrupt (PC16550D LSR bits 5-6, IIR priority 3). */
+static void tx_drain(struct serial *s)
+{
+    if (!s->tx_count)
+        return;
+    while (s->tx_count) {
+        unsigned chunk = SERIAL_FIFO_SIZE - s->tx_head;
+        if (chunk > s->tx_count)
+            chunk = s->tx_count;
+        size_t n = s->cfg.out.write ? s->cfg.out.write(s->cfg.out.opaque, s->tx + s->tx_head, chunk)
+                                    : chunk;
+        if (n > chunk)
+            n = chunk;
+        s->tx_head = (s->tx_head + (unsigned)n) % SERIAL_FIFO_SIZE;
+        s->tx_count -= (unsigned)n;
+        if (n < chunk)
+            break;
+    }
+    if (!s->tx_count)
+        s->thr_ipending = true;
+}
+
+static void tx_byte(struct serial *s, uint8_t b)
 {
     if (s->mcr & MCR_LOOP) {
-        if (s->rx_count == rx_capacity(s)) {
+        if (s->rx_count == fifo_depth(s)) {
             /* Overrun: with FIFOs the new byte is lost; in 16450 mode it replaces RBR. */
             s->lsr_err |= LSR_OE;
             if (!(s->fcr & FCR_ENABLE))
@@ -195,16 +225,33 @@ static void out_byte(struct serial *s, uint8_t b)
         } else {
             rx_push(s, b);
         }
+        /* Looped back at once: THR is empty again and its interrupt re-arms. */
+        s->thr_ipending = s->tx_count == 0;
         return;
     }
-    if (s->cfg.out_fd < 0)
+    /* Writing THR clears a pending THRE interrupt; tx_drain re-arms it when the byte leaves at
+     * once, as it does whenever the host keeps up. */
+    s->thr_ipending = false;
+    if (s->tx_count == fifo_depth(s)) {
+        /* Written while THRE was clear and the FIFO is full: the PC16550D loses the byte, and
+         * so do we. A driver that waits for THRE (Linux's 8250 does) never gets here; buffering
+         * for one that does not would need unbounded memory. */
         return;
-    /* A console must not stop the vCPU for long; a full non-blocking fd drops the byte. */
-    for (;;) {
-        ssize_t n = write(s->cfg.out_fd, &b, 1);
-        if (n >= 0 || errno != EINTR)
-            break;
     }
+    s->tx[(s->tx_head + s->tx_count) % SERIAL_FIFO_SIZE] = b;
+    s->tx_count++;
+    tx_drain(s);
+}
+
+/* Resetting the XMIT FIFO (FCR bit 2, or FIFO mode toggled) discards what the sink has not
+ * taken, as on the chip; Linux does it at port start-up and shut-down, after waiting for
+ * TEMT. THR is empty afterwards. */
+static void tx_clear(struct serial *s)
+{
+    if (!s->tx_count)
+        return;
+    s->tx_head = s->tx_count = 0;
+    s->thr_ipending = true;
 }
 
 static uint8_t reg_read(struct serial *s, unsigned reg, bool *rx_room)
@@ -235,8 +282,10 @@ static uint8_t reg_read(struct serial *s, unsigned reg, bool *rx_room)
     case REG_MCR:
         return s->mcr;
     case REG_LSR: {
-        /* Transmission is instantaneous: THR and the shift register are always empty. */
-        uint8_t v = (uint8_t)(LSR_THRE | LSR_TEMT | s->lsr_err | (s->rx_count ? LSR_DR : 0));
+        /* THRE and TEMT are clear while the sink holds bytes back: the guest waits as it would
+         * for a slow line, instead of the vCPU waiting for the host's terminal. */
+        uint8_t v = (uint8_t)((s->tx_count ? 0 : LSR_THRE | LSR_TEMT) | s->lsr_err |
+                              (s->rx_count ? LSR_DR : 0));
         s->lsr_err = 0;
         return v;
     }
@@ -258,9 +307,7 @@ static void reg_write(struct serial *s, unsigned reg, uint8_t v)
             s->divisor = (uint16_t)((s->divisor & 0xff00) | v);
             break;
         }
-        out_byte(s, v);
-        /* The byte left at once, so THR is empty again and the THRE interrupt re-arms. */
-        s->thr_ipending = true;
+        tx_byte(s, v);
         break;
     case REG_IER: {
         if (s->lcr & LCR_DLAB) {
@@ -272,22 +319,26 @@ static void reg_write(struct serial *s, unsigned reg, uint8_t v)
         /* Setting ETBEI while THR is empty raises a THRE interrupt even if an earlier one was
          * acknowledged by an IIR read. Linux's 8250 start-up test (serial8250_do_startup)
          * toggles IER.THRI and expects IIR to report THRE both times; if not, it flags the port
-         * UART_BUG_THRE and falls back to a polling timer. Clearing ETBEI drops the latch. */
+         * UART_BUG_THRE and falls back to a polling timer. Clearing ETBEI drops the latch;
+         * with bytes still in the FIFO the interrupt comes when it empties. */
         if (changed & IER_ETBEI)
-            s->thr_ipending = (s->ier & IER_ETBEI) != 0;
+            s->thr_ipending = (s->ier & IER_ETBEI) && s->tx_count == 0;
         break;
     }
     case REG_IIR_FCR:
         /* FCR bit 0 gates the rest; changing it resets both FIFOs (PC16550D FCR). */
-        if ((v ^ s->fcr) & FCR_ENABLE)
+        if ((v ^ s->fcr) & FCR_ENABLE) {
             rx_clear(s);
+            tx_clear(s);
+        }
         if (!(v & FCR_ENABLE)) {
             s->fcr = 0;
             break;
         }
         if (v & FCR_CLEAR_RX)
             rx_clear(s);
-        /* FCR_CLEAR_TX: there is no transmit FIFO to clear. */
+        if (v & FCR_CLEAR_TX)
+            tx_clear(s);
         s->fcr = (uint8_t)(v & (FCR_ENABLE | FCR_TRIGGER));
         break;
     case REG_LCR:
@@ -346,6 +397,14 @@ size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len)
     return taken;
 }
 
+void serial_tx_ready(struct serial *s)
+{
+    pthread_mutex_lock(&s->lock);
+    tx_drain(s);
+    irq_update(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
 int serial_create(struct bus *pio, const struct serial_config *cfg, struct serial **out)
 {
     if (!pio || !cfg || !out)
@@ -373,6 +432,7 @@ void serial_destroy(struct serial *s)
     if (!s)
         return;
     bus_unregister(s->pio, s->cfg.port, s);
+    tx_drain(s); /* no vCPU is left to race with */
     pthread_mutex_destroy(&s->lock);
     free(s);
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* virtio-console (virtio 1.2 §5.3) with a single port and no MULTIPORT: receiveq (0) carries
- * terminal input to the guest, transmitq (1) the guest's output to out_fd. Output is never
- * dropped because the terminal is slow: a chain out_fd cannot take yet is held back, unreturned,
- * until out_fd is writable again, which stalls the guest's hvc writer instead of losing bytes. */
+ * terminal input to the guest, transmitq (1) the guest's output to a byte sink. Output is never
+ * dropped because the terminal is slow: a chain the sink cannot take yet is held back,
+ * unreturned, until the sink has room again, which stalls the guest's hvc writer instead of
+ * losing bytes; and neither the loop thread nor a vCPU ever waits on the terminal. */
 #include "console.h"
 
 #include "sys/ioloop.h"
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #define RXQ 0
@@ -32,11 +34,11 @@ struct virtio_console {
     uint8_t config[CONFIG_SIZE];
     struct ioloop *loop;
 
-    /* Transmit: the loop thread only. */
+    /* Transmit: the loop thread only (and stop, once the loop is gone). */
     struct virtq_req tx;
-    bool tx_held;     /* tx was popped and out_fd has not taken all of it yet */
-    size_t tx_done;   /* bytes of tx already written */
-    bool out_watched; /* out_fd is in the loop, waiting for EPOLLOUT */
+    bool tx_held;   /* tx was popped and the sink has not taken all of it yet */
+    size_t tx_done; /* bytes of tx already taken */
+    int room_fd;    /* eventfd: virtio_console_tx_ready wakes the loop through it */
 
     /* Receive: the terminal's input thread and the loop thread. The lock is never held while
      * calling rx_ready (which may take the input thread's own locks). */
@@ -46,34 +48,26 @@ struct virtio_console {
     struct virtq_req rx;
 };
 
-/* Write what is left of the held chain: true when it is all out (or can never go out), false
- * when out_fd would block. */
+/* Hand what is left of the held chain to the sink: true when it has all been taken, false
+ * when the sink is full for now. */
 static bool tx_flush(struct virtio_console *c)
 {
+    const struct byte_sink *out = &c->cfg.out;
     for (;;) {
         struct iovec iov[VIRTQ_MAX_CHAIN];
         unsigned n = iov_slice(c->tx.iov, c->tx.n_out, c->tx_done, SIZE_MAX, iov);
         if (n == 0)
             return true;
-        /* SIGPIPE is blocked on loop threads, so a closed pipe is EPIPE here, not death. */
-        ssize_t w = writev(c->cfg.out_fd, iov, (int)n);
-        if (w > 0) {
-            c->tx_done += (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        size_t took =
+            out->write ? out->write(out->opaque, iov[0].iov_base, iov[0].iov_len) : iov[0].iov_len;
+        c->tx_done += took;
+        if (took < iov[0].iov_len)
             return false;
-        /* out_fd is closed or broken: nothing will ever take these bytes. Dropping them keeps
-         * the guest running rather than stalled on a terminal that is gone. */
-        return true;
     }
 }
 
-static void on_out(void *opaque, uint32_t events);
-
-/* Pop and write transmit chains until the ring is empty or out_fd is full. */
+/* Pop and pass on transmit chains until the ring is empty or the sink is full; a full sink
+ * leaves the chain held until virtio_console_tx_ready. */
 static void process_tx(struct virtio_console *c)
 {
     struct virtio_queue *q = &c->vdev.queues[TXQ];
@@ -95,44 +89,34 @@ static void process_tx(struct virtio_console *c)
             virtio_set_needs_reset(&c->vdev, q->vq.error);
             return;
         }
-        if (c->tx_held) {
-            if (!c->out_watched) {
-                /* Only a descriptor that can return EAGAIN gets here, and those can be polled;
-                 * should adding it still fail, drop the chain rather than stall forever. */
-                if (ioloop_add(c->loop, c->cfg.out_fd, EPOLLOUT, on_out, c) == 0) {
-                    c->out_watched = true;
-                    return;
-                }
-                c->tx_held = false;
-                if (virtq_push(&q->vq, c->tx.head, 0) < 0) {
-                    virtio_set_needs_reset(&c->vdev, q->vq.error);
-                    return;
-                }
-                continue;
-            }
-            return;
-        }
-        if (!virtq_notifications(&q->vq, true))
+        if (c->tx_held || !virtq_notifications(&q->vq, true))
             return;
     }
 }
 
-/* out_fd has room again (or an error to report): finish the held chain, then carry on. */
-static void on_out(void *opaque, uint32_t events)
+/* The sink has room again: finish the held chain, then carry on. */
+static void on_room(void *opaque, uint32_t events)
 {
     (void)events;
     struct virtio_console *c = opaque;
     struct virtio_queue *q = &c->vdev.queues[TXQ];
+    uint64_t n;
+    if (read(c->room_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        return;
     if (!c->tx_held || !tx_flush(c))
         return;
-    (void)ioloop_remove(c->loop, c->cfg.out_fd);
-    c->out_watched = false;
     c->tx_held = false;
     if (virtq_push(&q->vq, c->tx.head, 0) < 0) {
         virtio_set_needs_reset(&c->vdev, q->vq.error);
         return;
     }
     process_tx(c);
+}
+
+void virtio_console_tx_ready(struct virtio_console *c)
+{
+    uint64_t one = 1;
+    (void)!write(c->room_fd, &one, sizeof(one)); /* a full eventfd still wakes the loop */
 }
 
 static void on_tx_kick(void *opaque, uint32_t events)
@@ -208,7 +192,6 @@ static int console_start(void *dev)
 {
     struct virtio_console *c = dev;
     c->tx_held = false;
-    c->out_watched = false;
     /* Started before the loop runs: its first rx kick must find the queue usable. */
     pthread_mutex_lock(&c->lock);
     c->started = true;
@@ -216,8 +199,9 @@ static int console_start(void *dev)
     const struct ioloop_watch w[] = {
         {c->vdev.queues[TXQ].kick_fd, EPOLLIN, on_tx_kick, c},
         {c->vdev.queues[RXQ].kick_fd, EPOLLIN, on_rx_kick, c},
+        {c->room_fd, EPOLLIN, on_room, c},
     };
-    int err = ioloop_launch("virtio-console", w, 2, &c->loop);
+    int err = ioloop_launch("virtio-console", w, 3, &c->loop);
     if (err < 0) {
         pthread_mutex_lock(&c->lock);
         c->started = false;
@@ -239,9 +223,12 @@ static void console_stop(void *dev)
     pthread_mutex_unlock(&c->lock);
     ioloop_destroy(c->loop);
     c->loop = NULL;
-    /* A held chain belongs to rings the reset discards. */
+    /* The rest of a held chain is offered once more, from guest memory that is still mapped:
+     * at the end of the VM the sink waits and takes it all, so the guest's last words are not
+     * lost. The chain itself belongs to rings the reset discards. */
+    if (c->tx_held)
+        (void)tx_flush(c);
     c->tx_held = false;
-    c->out_watched = false;
 }
 
 static const struct virtio_device_ops console_ops = {
@@ -263,10 +250,17 @@ int virtio_console_create(const struct virtio_console_config *cfg, const struct 
         return -ENOMEM;
     c->cfg = *cfg;
     le_put32(c->config + CONFIG_MAX_NR_PORTS, 1);
+    c->room_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c->room_fd < 0) {
+        int err = -errno;
+        free(c);
+        return err;
+    }
     pthread_mutex_init(&c->lock, NULL);
     int err = virtio_device_init(&c->vdev, &console_ops, c, c->config, CONFIG_SIZE, mem);
     if (err < 0) {
         pthread_mutex_destroy(&c->lock);
+        close(c->room_fd);
         free(c);
         return err;
     }
@@ -285,5 +279,6 @@ void virtio_console_destroy(struct virtio_console *c)
         return;
     virtio_device_cleanup(&c->vdev);
     pthread_mutex_destroy(&c->lock);
+    close(c->room_fd);
     free(c);
 }

@@ -7,9 +7,13 @@
 #include <stdint.h>
 
 #include "virtio.h"
+#include "vmm/sink.h"
 
 struct virtio_console_config {
-    int out_fd; /* where guest output goes (the terminal) */
+    /* Where guest output goes (the terminal). Called on the device's loop thread, or on the
+     * thread that stops the device, with no device lock held; what it refuses waits in the
+     * guest's ring until virtio_console_tx_ready. */
+    struct byte_sink out;
     /* Called (from the device thread) when the guest posted receive buffers after
      * virtio_console_receive took less than offered, so input can flow again. May be NULL. */
     void (*rx_ready)(void *opaque);
@@ -25,6 +29,9 @@ struct virtio_device *virtio_console_device(struct virtio_console *c);
 /* Input from the terminal: returns how many bytes the guest had buffers for (0 when the driver
  * is not ready; nothing is lost: the caller keeps the rest until rx_ready). Any thread. */
 size_t virtio_console_receive(struct virtio_console *c, const uint8_t *buf, size_t len);
+/* The sink has room again: go on with the output it refused. Any thread, not from inside
+ * out.write. */
+void virtio_console_tx_ready(struct virtio_console *c);
 void virtio_console_destroy(struct virtio_console *c);
 
 #endif

@@ -16,6 +16,7 @@
 #include "guest_mem.h"
 #include "msi.h"
 #include "pci/pci.h"
+#include "sys/outbuf.h"
 #include "sys/ratelimit.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
@@ -40,6 +41,11 @@ struct vm;
 
 /* Where the two RAM ranges start: 0, and 4 GiB for what does not fit below the PCI hole. */
 static const uint64_t ram_gpa[2] = {0, BOOT_4G};
+
+/* Console output waiting for the terminal: large enough for a verbose boot's log to go out in
+ * big writes, small enough that a stopped terminal soon shows the guest a busy transmitter
+ * rather than queueing without bound. */
+#define VM_OUTBUF_SIZE (64u << 10)
 
 /* Every virtio device of the VM, whatever its kind: its PCI function and how to free it. */
 #define VM_MAX_VIRTIO (VMM_MAX_DISKS + VMM_MAX_NICS + 3)
@@ -69,6 +75,7 @@ struct vm {
     size_t kernel_size, initrd_size;
     struct bus pio, mmio;
     struct serial *serial;
+    struct outbuf *out; /* stdout: COM1 and the virtio console */
     struct i8042 *i8042;
     struct rtc *rtc;
     struct acpi_pm *pm;
@@ -160,6 +167,15 @@ static void console_quit(void *opaque)
 static void serial_room(void *opaque)
 {
     console_kick(((struct vm *)opaque)->console);
+}
+
+/* stdout has room again: both its writers may go on. */
+static void stdout_room(void *opaque)
+{
+    struct vm *vm = opaque;
+    serial_tx_ready(vm->serial);
+    if (vm->vcon)
+        virtio_console_tx_ready(vm->vcon);
 }
 
 /* ---------------------------------------------------------------- MSI and ioevents via HAV */
@@ -325,21 +341,39 @@ static int attach_ram(struct vm *vm)
     return 0;
 }
 
+/* A UART whose output an outbuf thread writes to fd, so that a slow reader shows the guest a
+ * busy transmitter and never stalls a vCPU. */
+static int add_uart(struct vm *vm, const char *what, int fd, void (*room)(void *),
+                    struct serial_config sc, struct outbuf **out, struct serial **s)
+{
+    int r = outbuf_create(what, fd, VM_OUTBUF_SIZE, room, vm, out);
+    if (r == 0) {
+        sc.out = (struct byte_sink){outbuf_sink_write, *out};
+        r = serial_create(&vm->pio, &sc, s);
+    }
+    if (r < 0)
+        vm_error("%s: %s", what, strerror(-r));
+    return r;
+}
+
+/* COM1 on the terminal, its outbuf shared with the virtio console. */
+static int create_serial(struct vm *vm)
+{
+    struct serial_config com1 = {
+        .port = SERIAL_COM1_PORT,
+        .irq = {set_irq, vm, SERIAL_COM1_IRQ},
+        .rx_ready = serial_room,
+        .opaque = vm,
+    };
+    return add_uart(vm, "ttyS0", STDOUT_FILENO, stdout_room, com1, &vm->out, &vm->serial);
+}
+
 static int create_devices(struct vm *vm)
 {
     struct acpi_ports ports = ACPI_PORTS_DEFAULT;
     int r;
-    struct serial_config sc = {
-        .port = SERIAL_COM1_PORT,
-        .irq = {set_irq, vm, SERIAL_COM1_IRQ},
-        .out_fd = STDOUT_FILENO,
-        .rx_ready = serial_room,
-        .opaque = vm,
-    };
-    if ((r = serial_create(&vm->pio, &sc, &vm->serial)) < 0) {
-        vm_error("serial port: %s", strerror(-r));
+    if ((r = create_serial(vm)) < 0)
         return r;
-    }
     struct i8042_config kc = {
         .kbd_irq = {set_irq, vm, I8042_KBD_IRQ},
         .aux_irq = {set_irq, vm, I8042_AUX_IRQ},
@@ -461,7 +495,7 @@ static int create_virtio(struct vm *vm)
     }
     if (cfg->console == VMM_CONSOLE_VIRTIO) {
         struct virtio_console_config cc = {
-            .out_fd = STDOUT_FILENO, .rx_ready = serial_room, .opaque = vm};
+            .out = {outbuf_sink_write, vm->out}, .rx_ready = serial_room, .opaque = vm};
         struct virtio_console *c;
         if ((r = virtio_console_create(&cc, &vm->mem, &c)) < 0) {
             vm_error("--console virtio: %s", strerror(-r));
@@ -644,6 +678,10 @@ static int create_vcpus(struct vm *vm, const struct hav_x86_state *boot, uint32_
 
 static void vm_free(struct vm *vm)
 {
+    /* The vCPUs are stopped: from here on the devices' last bytes wait for the terminal
+     * instead of being refused, and everything buffered is written before we return. */
+    if (vm->out)
+        outbuf_finish(vm->out);
     for (unsigned i = 0; i < vm->nvcpus; i++)
         hav_vcpu_destroy(vm->vcpus[i].vcpu);
     pci_host_destroy(vm->pci);
@@ -657,6 +695,7 @@ static void vm_free(struct vm *vm)
     rtc_destroy(vm->rtc);
     i8042_destroy(vm->i8042);
     serial_destroy(vm->serial);
+    outbuf_destroy(vm->out);
     bus_free(&vm->pio);
     bus_free(&vm->mmio);
     hav_vm_destroy(vm->hvm);

@@ -229,17 +229,13 @@ static void test_console_config_read_only(void)
 {
     struct rig r;
     rig_open(&r);
-    int pfd[2];
-    CHECK_EQ(pipe2(pfd, O_CLOEXEC), 0);
-    struct virtio_console_config cfg = {.out_fd = pfd[1]};
+    struct virtio_console_config cfg = {0}; /* no sink: output is discarded */
     struct virtio_console *c;
     CHECK_EQ(virtio_console_create(&cfg, &r.d.mem, &c), 0);
     rig_add(&r, virtio_console_device(c));
     check_config_read_only(&r, virtio_console_device(c), "virtio-console");
     rig_close(&r);
     virtio_console_destroy(c);
-    close(pfd[0]);
-    close(pfd[1]);
 }
 
 static void test_vsock_config_read_only(void)
