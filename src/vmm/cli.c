@@ -26,6 +26,8 @@ const char cli_usage[] =
     "  --on-reboot=ACTION   exit (default) or restart when the guest reboots\n"
     "  --debug-exit         port 0xf4 ends the VM with status (value << 1) | 1\n"
     "  --hav NAME           virtualization backend (default: auto, or $REVIRT_HAV)\n"
+    "  --serial2 PATH       COM2 (16550A at 0x2f8, IRQ 3, the guest's ttyS1): its output is\n"
+    "                       written to PATH, created or truncated; it has no input\n"
     "\n"
     "Devices (virtio over PCI with MSI-X; see docs/devices.md):\n"
     "  --disk PATH[,ro][,id=NAME][,direct=off][,aio=uring|threads]\n"
@@ -165,9 +167,9 @@ enum cli_action cli_parse(int argc, char *const *argv, struct vmm_config *cfg, c
             cfg->rng = true;
             continue;
         }
-        static const char *const with_value[] = {"--kernel", "--initrd",    "--cmdline", "--cpus",
-                                                 "--memory", "--on-reboot", "--hav",     "--disk",
-                                                 "--net",    "--console",   "--vsock"};
+        static const char *const with_value[] = {
+            "--kernel", "--initrd", "--cmdline", "--cpus",    "--memory", "--on-reboot",
+            "--hav",    "--disk",   "--net",     "--console", "--vsock",  "--serial2"};
         const char *flag = NULL;
         for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
             if (is_flag(a, with_value[k]))
@@ -197,6 +199,12 @@ enum cli_action cli_parse(int argc, char *const *argv, struct vmm_config *cfg, c
             cfg->initrd = v;
         } else if (!strcmp(flag, "--cmdline")) {
             cfg->cmdline = v;
+        } else if (!strcmp(flag, "--serial2")) {
+            if (!*v)
+                return fail(err, err_len, "--serial2: empty file name");
+            if (cfg->serial2)
+                return fail(err, err_len, "--serial2: given twice (there is one COM2)");
+            cfg->serial2 = v;
         } else if (!strcmp(flag, "--hav")) {
             if (!known_backend(v, err, err_len))
                 return CLI_ERROR;

@@ -42,9 +42,9 @@ struct vm;
 /* Where the two RAM ranges start: 0, and 4 GiB for what does not fit below the PCI hole. */
 static const uint64_t ram_gpa[2] = {0, BOOT_4G};
 
-/* Console output waiting for the terminal: large enough for a verbose boot's log to go out in
- * big writes, small enough that a stopped terminal soon shows the guest a busy transmitter
- * rather than queueing without bound. */
+/* Console output waiting for the terminal (or the --serial2 file): large enough for a verbose
+ * boot's log to go out in big writes, small enough that a stopped terminal soon shows the
+ * guest a busy transmitter rather than queueing without bound. */
 #define VM_OUTBUF_SIZE (64u << 10)
 
 /* Every virtio device of the VM, whatever its kind: its PCI function and how to free it. */
@@ -75,7 +75,10 @@ struct vm {
     size_t kernel_size, initrd_size;
     struct bus pio, mmio;
     struct serial *serial;
-    struct outbuf *out; /* stdout: COM1 and the virtio console */
+    struct serial *serial2; /* COM2, with --serial2 */
+    struct outbuf *out;     /* stdout: COM1 and the virtio console */
+    struct outbuf *out2;    /* the --serial2 file */
+    int serial2_fd;
     struct i8042 *i8042;
     struct rtc *rtc;
     struct acpi_pm *pm;
@@ -176,6 +179,11 @@ static void stdout_room(void *opaque)
     serial_tx_ready(vm->serial);
     if (vm->vcon)
         virtio_console_tx_ready(vm->vcon);
+}
+
+static void serial2_room(void *opaque)
+{
+    serial_tx_ready(((struct vm *)opaque)->serial2);
 }
 
 /* ---------------------------------------------------------------- MSI and ioevents via HAV */
@@ -341,6 +349,21 @@ static int attach_ram(struct vm *vm)
     return 0;
 }
 
+/* The --serial2 file, opened with the images: a path that cannot be written is bad input. */
+static int open_serial2(struct vm *vm)
+{
+    vm->serial2_fd = -1;
+    if (!vm->cfg->serial2)
+        return 0;
+    vm->serial2_fd = open(vm->cfg->serial2, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (vm->serial2_fd < 0) {
+        int err = errno;
+        vm_error("--serial2: %s: %s", vm->cfg->serial2, strerror(err));
+        return -err;
+    }
+    return 0;
+}
+
 /* A UART whose output an outbuf thread writes to fd, so that a slow reader shows the guest a
  * busy transmitter and never stalls a vCPU. */
 static int add_uart(struct vm *vm, const char *what, int fd, void (*room)(void *),
@@ -356,7 +379,8 @@ static int add_uart(struct vm *vm, const char *what, int fd, void (*room)(void *
     return r;
 }
 
-/* COM1 on the terminal, its outbuf shared with the virtio console. */
+/* COM1 on the terminal (its outbuf shared with the virtio console); COM2, output only, on the
+ * --serial2 file. */
 static int create_serial(struct vm *vm)
 {
     struct serial_config com1 = {
@@ -365,7 +389,11 @@ static int create_serial(struct vm *vm)
         .rx_ready = serial_room,
         .opaque = vm,
     };
-    return add_uart(vm, "ttyS0", STDOUT_FILENO, stdout_room, com1, &vm->out, &vm->serial);
+    int r = add_uart(vm, "ttyS0", STDOUT_FILENO, stdout_room, com1, &vm->out, &vm->serial);
+    if (r < 0 || vm->serial2_fd < 0)
+        return r;
+    struct serial_config com2 = {.port = SERIAL_COM2_PORT, .irq = {set_irq, vm, SERIAL_COM2_IRQ}};
+    return add_uart(vm, "ttyS1", vm->serial2_fd, serial2_room, com2, &vm->out2, &vm->serial2);
 }
 
 static int create_devices(struct vm *vm)
@@ -678,10 +706,12 @@ static int create_vcpus(struct vm *vm, const struct hav_x86_state *boot, uint32_
 
 static void vm_free(struct vm *vm)
 {
-    /* The vCPUs are stopped: from here on the devices' last bytes wait for the terminal
-     * instead of being refused, and everything buffered is written before we return. */
+    /* The vCPUs are stopped: from here on the devices' last bytes wait for the terminal (or
+     * file) instead of being refused, and everything buffered is written before we return. */
     if (vm->out)
         outbuf_finish(vm->out);
+    if (vm->out2)
+        outbuf_finish(vm->out2);
     for (unsigned i = 0; i < vm->nvcpus; i++)
         hav_vcpu_destroy(vm->vcpus[i].vcpu);
     pci_host_destroy(vm->pci);
@@ -695,7 +725,11 @@ static void vm_free(struct vm *vm)
     rtc_destroy(vm->rtc);
     i8042_destroy(vm->i8042);
     serial_destroy(vm->serial);
+    serial_destroy(vm->serial2);
     outbuf_destroy(vm->out);
+    outbuf_destroy(vm->out2);
+    if (vm->serial2_fd >= 0)
+        close(vm->serial2_fd);
     bus_free(&vm->pio);
     bus_free(&vm->mmio);
     hav_vm_destroy(vm->hvm);
@@ -717,7 +751,7 @@ static int build_machine(struct vm *vm, struct hav_x86_state *boot)
 {
     const struct vmm_config *cfg = vm->cfg;
     int r;
-    if ((r = map_images(vm)) < 0) {
+    if ((r = map_images(vm)) < 0 || (r = open_serial2(vm)) < 0) {
         vm->bad_input = true;
         return r;
     }
@@ -778,6 +812,7 @@ enum vm_end vm_run(const struct vmm_config *cfg, int *status)
         return VM_END_ERROR;
     }
     vm->cfg = cfg;
+    vm->serial2_fd = -1;
     pthread_mutex_init(&vm->gsi_lock, NULL);
     bus_init(&vm->pio, "pio");
     bus_init(&vm->mmio, "mmio");

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* A multiboot v1 test kernel: checks the boot magic, prints a banner and the command line on
  * COM1, then acts on the command line's first word: "crash" triple-faults, "reboot" pulses
- * the i8042 reset line, "poweroff" enters ACPI S5 through PM1a_CNT (port 0x604); anything else
- * leaves through the debug-exit port with 0x21 (revirter exits with 67). */
+ * the i8042 reset line, "poweroff" enters ACPI S5 through PM1a_CNT (port 0x604), "com2" prints
+ * a line on COM2 (0x2f8) and exits; anything else leaves through the debug-exit port with 0x21
+ * (revirter exits with 67). */
     .set MB_MAGIC, 0x1badb002
     .set MB_FLAGS, 0x3          /* page-aligned modules, memory info */
     .section .text
@@ -35,6 +36,11 @@ _start:
     je reboot
     cmpl $0x65776f70, (%esi)    /* "powe" */
     je poweroff
+    cmpl $0x326d6f63, (%esi)    /* "com2" */
+    jne exit
+    mov $com2_line, %esi
+    mov $0x2f8, %edi
+    call uputs
 exit:
     mov $0x21, %eax
     mov $0xf4, %dx
@@ -60,23 +66,27 @@ poweroff:
     out %ax, %dx
     jmp 2b
 
-/* puts(esi): poll the UART's THRE bit, then write each byte to THR. */
+/* puts(esi) on COM1; uputs(esi) on the UART at edi: poll its THRE bit (LSR, base + 5), then
+ * write each byte to THR. */
 puts:
-    mov $0x3fd, %dx
+    mov $0x3f8, %edi
+uputs:
+    lea 5(%edi), %edx
 3:  in %dx, %al
     test $0x20, %al
     jz 3b
     lodsb
     test %al, %al
     jz 4f
-    mov $0x3f8, %dx
+    mov %edi, %edx
     out %al, %dx
-    jmp puts
+    jmp uputs
 4:  ret
 
     .section .rodata
 banner: .asciz "revirt multiboot ok: cmdline="
 newline: .asciz "\n"
+com2_line: .asciz "revirt multiboot ok: COM2\n"
     .align 8
 null_idt: .word 0
     .long 0

@@ -82,6 +82,14 @@ reboot-restart)
 poweroff)
     run 0 "$rv" run --kernel "$dir/mb_hello.elf" --cmdline poweroff
     expect "$out" "cmdline=poweroff" ;;
+serial2)
+    # COM2's output lands in the --serial2 file, created or truncated, and not on the console.
+    echo stale > "$tmpd/com2"
+    run 67 "$rv" run --kernel "$dir/mb_hello.elf" --debug-exit --cmdline com2 --serial2 "$tmpd/com2"
+    [ "$(cat "$tmpd/com2")" = "revirt multiboot ok: COM2" ] || {
+        echo "not ok - the --serial2 file holds '$(cat "$tmpd/com2")'"; exit 1; }
+    expect "$out" "cmdline=com2"
+    if grep -q "ok: COM2" "$out"; then echo "not ok - COM2 output on the console"; exit 1; fi ;;
 input-control)
     # The control: a good kernel with KVM hidden fails for want of a backend, so the cases
     # below really ran without one.
@@ -123,6 +131,9 @@ input-tap)
     # lo exists and is no TAP: refused by the kernel, whoever asks.
     run 2 "$rv" run --kernel "$dir/mb_hello.elf" --net tap=lo
     expect "$err" "revirter: --net: tap lo: " ;;
+input-serial2)
+    run 2 "$rv" run --kernel "$dir/mb_hello.elf" --serial2 /nonexistent/com2.txt
+    expect "$err" "revirter: --serial2: /nonexistent/com2.txt: No such file or directory" ;;
 input-flag)
     run 2 "$rv" run --kernel "$dir/mb_hello.elf" --cpus 0
     expect "$err" "revirter: --cpus: '0' is not a number from 1 to 254" ;;

@@ -144,6 +144,26 @@ static void test_devices(void)
     bad("console", "--console: 'hvc'", 6, "--kernel", "k", "--console", "hvc");
 }
 
+/* --serial2: COM2's output file; bad values are refused here, before any VM exists. */
+static void test_serial2(void)
+{
+    struct vmm_config c;
+    char err[200] = "";
+    CHECK_EQ(parse(&c, err, 4, "revirter", "run", "--kernel", "k"), CLI_RUN);
+    CHECK(c.serial2 == NULL, "no COM2 by default");
+    CHECK_EQ(parse(&c, err, 6, "revirter", "run", "--kernel", "k", "--serial2", "out/r.txt"),
+             CLI_RUN);
+    CHECK(c.serial2 && !strcmp(c.serial2, "out/r.txt"), "--serial2 PATH");
+    CHECK_EQ(parse(&c, err, 5, "revirter", "run", "--serial2=r.txt", "--kernel", "k"), CLI_RUN);
+    CHECK(c.serial2 && !strcmp(c.serial2, "r.txt"), "--serial2=PATH");
+    bad("serial2 without a value", "--serial2: needs a value", 5, "--kernel", "k", "--serial2",
+        NULL);
+    bad("empty serial2", "--serial2: empty file name", 5, "--kernel", "k", "--serial2=", NULL);
+    bad("serial2 twice", "--serial2: given twice", 6, "--kernel", "k", "--serial2=a",
+        "--serial2=b");
+    CHECK(strstr(cli_usage, "--serial2 PATH") != NULL, "--help lists --serial2");
+}
+
 static void test_sizes(void)
 {
     uint64_t v;
@@ -163,6 +183,7 @@ int main(void)
     RUN(test_good);
     RUN(test_bad);
     RUN(test_devices);
+    RUN(test_serial2);
     RUN(test_sizes);
     return check_done();
 }
