@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 # bench/boot: in one lab run, boot Debian's kernel + a busybox initramfs to /init with revirter,
 # QEMU -M pc and QEMU -M microvm (all KVM, 1 vCPU, 256M), interleaved; print medians, ratios and
-# revirter's resident memory outside guest RAM.
+# revirter's resident memory outside guest RAM. Revirter and QEMU -M pc also boot without
+# `quiet` (every kernel message on the serial console): the verbose / quiet ratio is what the
+# console costs, and revirter's must be no worse than QEMU's.
 #
 # usage: bench/boot.sh [BUILD] [RUNS]     (defaults: build, 3)
 # Environment: LAB_CACHE, LAB_* as for tests/lab/lab.sh.
@@ -32,14 +34,17 @@ sh "$repo/tests/images/initramfs.sh" --cache "$cache" --init "$work/init" \
 cat > "$work/in-l1.sh" <<'EOI'
 # In L1: time each VMM from launch to the banner line of /init.
 cmdline="console=ttyS0 panic=-1 quiet"
+verbose="console=ttyS0 panic=-1"
 : > times
 timed() { # name command...
     name=$1; shift
     t0=$(date +%s%N)
-    { timeout 300 "$@" < /dev/null 2>&1; } | while IFS= read -r line; do
+    { timeout 300 "$@" < /dev/null 2>&1; } | { n=0; while IFS= read -r line; do
+        n=$((n + 1))
         case $line in
         *"revirt-guest: Linux"*)
             echo "$name $(( ($(date +%s%N) - t0) / 1000000 ))" >> times
+            echo "$name-lines $n" >> times
             # revirter's resident set outside guest RAM: every mapping but the 256 MiB one.
             pid=$(pgrep -f "^./revirter run" | head -1)
             if [ "$name" = revirter ] && [ -n "$pid" ]; then
@@ -48,7 +53,7 @@ timed() { # name command...
                      END { print "revirter-rss-kib", rss }' "/proc/$pid/smaps" >> times
             fi ;;
         esac
-    done
+    done; }
 }
 i=1
 while [ "$i" -le "$RUNS" ]; do
@@ -59,6 +64,11 @@ while [ "$i" -le "$RUNS" ]; do
     timed qemu-microvm qemu-system-x86_64 -accel kvm -M microvm -cpu host -m 256 -smp 1 \
         -nographic -no-reboot -nodefaults -serial stdio -kernel vmlinuz -initrd initrd.gz \
         -append "$cmdline"
+    timed revirter-verbose ./revirter run --kernel vmlinuz --initrd initrd.gz \
+        --cmdline "$verbose" --memory 256M
+    timed qemu-pc-verbose qemu-system-x86_64 -accel kvm -M pc -cpu host -m 256 -smp 1 \
+        -nographic -no-reboot -nodefaults -serial stdio -kernel vmlinuz -initrd initrd.gz \
+        -append "$verbose"
     i=$((i + 1))
 done
 EOI
@@ -80,4 +90,12 @@ END {
     if (r > 0 && best > 0)
         printf "revirter / best QEMU = %.2f (target <= 0.5)\n", r / best
     printf "revirter resident memory outside guest RAM: %.1f MiB (median; target <= 3 MiB)\n", median("revirter-rss-kib") / 1024
+    rv = median("revirter-verbose"); pv = median("qemu-pc-verbose")
+    if (rv > 0 && pv > 0 && r > 0 && p > 0) {
+        printf "verbose / quiet boot (median of %d, ms): revirter %d / %d = %.2f, qemu -M pc %d / %d = %.2f (%d console lines; target: revirter <= qemu)\n", runs["revirter-verbose"], rv, r, rv / r, pv, p, pv / p, median("revirter-verbose-lines")
+        dr = median("revirter-verbose-lines") - median("revirter-lines")
+        dp = median("qemu-pc-verbose-lines") - median("qemu-pc-lines")
+        if (dr > 0 && dp > 0)
+            printf "console cost per extra kernel line: revirter %.1f ms, qemu -M pc %.1f ms\n", (rv - r) / dr, (pv - p) / dp
+    }
 }' "$work/times"
