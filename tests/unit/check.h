@@ -3,9 +3,11 @@
 #ifndef REVIRT_TESTS_CHECK_H
 #define REVIRT_TESTS_CHECK_H
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int check_failures;
 static int check_count;
@@ -54,6 +56,23 @@ static char check_skip_reason[512] __attribute__((unused)); /* set by CHECK_SKIP
         printf("%s %d - %s%s%s\n", check_failures == before ? "ok" : "not ok", ++check_cases, #fn, \
                check_skip_reason[0] ? " # SKIP " : "", check_skip_reason);                         \
     } while (0)
+
+/* Read len bytes from fd (a pipe a device writes to); stops early after a second with nothing
+ * to read, or at end of file. Returns how many were read. */
+static inline size_t check_read_fd(int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 1000) <= 0)
+            break;
+        ssize_t n = read(fd, (char *)buf + got, len - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    return got;
+}
 
 static inline int check_done(void)
 {

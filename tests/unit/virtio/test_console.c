@@ -79,22 +79,6 @@ static uint64_t put(struct fixture *f, const void *data, uint32_t len)
     return gpa;
 }
 
-/* Read exactly len bytes from the pipe within a second. */
-static ssize_t read_pipe(int fd, void *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 1000) <= 0)
-            break;
-        ssize_t n = read(fd, (char *)buf + got, len - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
-
 static void test_transmit(void)
 {
     struct fixture f;
@@ -108,7 +92,7 @@ static void test_transmit(void)
     CHECK_EQ(vdriver_wait_used(&f.d, TXQ, &used, &len, 1000), 0);
     CHECK_EQ(used, head);
     char out[32] = {0};
-    CHECK_EQ(read_pipe(f.pipe[0], out, 13), 13);
+    CHECK_EQ(check_read_fd(f.pipe[0], out, 13), 13);
     CHECK(memcmp(out, "hello, world\n", 13) == 0, "got '%s'", out);
     teardown(&f);
 }
@@ -151,14 +135,14 @@ static void test_transmit_slow_terminal(void)
     size_t drained = 0;
     while (drained < prefill) {
         size_t want = prefill - drained < sizeof(back) ? prefill - drained : sizeof(back);
-        ssize_t n = read_pipe(f.pipe[0], back, want);
-        if (n <= 0)
+        size_t n = check_read_fd(f.pipe[0], back, want);
+        if (n == 0)
             break;
-        drained += (size_t)n;
+        drained += n;
     }
     CHECK_EQ(drained, prefill);
     static uint8_t out[N];
-    CHECK_EQ(read_pipe(f.pipe[0], out, N), N);
+    CHECK_EQ(check_read_fd(f.pipe[0], out, N), N);
     CHECK(memcmp(out, data, N) == 0, "output differs");
     CHECK_EQ(vdriver_wait_used(&f.d, TXQ, &used, &len, 1000), 0);
     teardown(&f);

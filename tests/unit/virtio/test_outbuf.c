@@ -19,22 +19,6 @@ static void on_room(void *opaque)
     atomic_fetch_add(&rooms, 1);
 }
 
-/* Read until len bytes or a second of silence. */
-static size_t drain(int fd, uint8_t *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 1000) <= 0)
-            break;
-        ssize_t n = read(fd, buf + got, len - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    return got;
-}
-
 static void test_refuse_then_room(void)
 {
     int p[2];
@@ -89,7 +73,7 @@ static void *late_read(void *arg)
 {
     struct late_reader *r = arg;
     usleep(200000);
-    r->got = drain(r->fd, r->buf, r->len);
+    r->got = check_read_fd(r->fd, r->buf, r->len);
     return NULL;
 }
 
