@@ -28,7 +28,7 @@ struct vmm_config {
     enum vmm_on_reboot on_reboot;
     bool debug_exit;
     const char *hav;     /* backend name, NULL for auto */
-    const char *serial2; /* COM2's output file (created or truncated), NULL: no COM2 */
+    const char *serial2; /* COM2's output file (truncated at start), NULL: no COM2 */
     /* virtio devices on PCI, in command-line order */
     struct virtio_blk_config disks[VMM_MAX_DISKS];
     unsigned ndisks;

@@ -26,9 +26,9 @@ int main(int argc, char **argv)
     case CLI_RUN:
         break;
     }
-    for (;;) {
+    for (bool restarted = false;; restarted = true) {
         int status = 0;
-        switch (vm_run(&cfg, &status)) {
+        switch (vm_run(&cfg, restarted, &status)) {
         case VM_END_POWEROFF:
         case VM_END_QUIT:
             return 0;

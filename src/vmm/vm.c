@@ -349,13 +349,15 @@ static int attach_ram(struct vm *vm)
     return 0;
 }
 
-/* The --serial2 file, opened with the images: a path that cannot be written is bad input. */
-static int open_serial2(struct vm *vm)
+/* The --serial2 file, opened with the images: a path that cannot be written is bad input. A
+ * reboot keeps what earlier boots wrote, as a serial line to a terminal would. */
+static int open_serial2(struct vm *vm, bool restarted)
 {
     vm->serial2_fd = -1;
     if (!vm->cfg->serial2)
         return 0;
-    vm->serial2_fd = open(vm->cfg->serial2, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    vm->serial2_fd = open(vm->cfg->serial2,
+                          O_WRONLY | O_CREAT | O_CLOEXEC | (restarted ? O_APPEND : O_TRUNC), 0644);
     if (vm->serial2_fd < 0) {
         int err = errno;
         vm_error("--serial2: %s: %s", vm->cfg->serial2, strerror(err));
@@ -747,11 +749,11 @@ static void vm_free(struct vm *vm)
  * line is checked here, before any backend is opened, so that bad input is reported the same
  * way (status 2) on a machine with or without a hypervisor. A negative errno after a message;
  * vm->bad_input tells whether the command line was at fault. */
-static int build_machine(struct vm *vm, struct hav_x86_state *boot)
+static int build_machine(struct vm *vm, bool restarted, struct hav_x86_state *boot)
 {
     const struct vmm_config *cfg = vm->cfg;
     int r;
-    if ((r = map_images(vm)) < 0 || (r = open_serial2(vm)) < 0) {
+    if ((r = map_images(vm)) < 0 || (r = open_serial2(vm, restarted)) < 0) {
         vm->bad_input = true;
         return r;
     }
@@ -804,7 +806,7 @@ static int start_backend(struct vm *vm, const struct hav_x86_state *boot)
     return r;
 }
 
-enum vm_end vm_run(const struct vmm_config *cfg, int *status)
+enum vm_end vm_run(const struct vmm_config *cfg, bool restarted, int *status)
 {
     struct vm *vm = calloc(1, sizeof(*vm));
     if (!vm) {
@@ -822,7 +824,7 @@ enum vm_end vm_run(const struct vmm_config *cfg, int *status)
         vm_error("out of memory");
         goto out;
     }
-    if (build_machine(vm, boot) < 0) {
+    if (build_machine(vm, restarted, boot) < 0) {
         if (vm->bad_input)
             end = VM_END_BAD_INPUT;
         goto out;

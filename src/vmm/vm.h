@@ -5,6 +5,8 @@
 
 #include "config.h"
 
+#include <stdbool.h>
+
 /* How a VM run ended. */
 enum vm_end {
     VM_END_POWEROFF,   /* the guest powered off: exit 0 */
@@ -16,8 +18,10 @@ enum vm_end {
     VM_END_BAD_INPUT,  /* a file named on the command line is unusable (message printed): exit 2 */
 };
 
-/* Build the VM described by cfg, boot it, and run it until it ends. For VM_END_DEBUG_EXIT
- * *status holds the exit status. Errors are printed on stderr as one line each. */
-enum vm_end vm_run(const struct vmm_config *cfg, int *status);
+/* Build the VM described by cfg, boot it, and run it until it ends. restarted: this boot follows
+ * a guest reboot in the same process (--on-reboot=restart), so files the VM writes are continued
+ * rather than truncated. For VM_END_DEBUG_EXIT *status holds the exit status. Errors are printed
+ * on stderr as one line each. */
+enum vm_end vm_run(const struct vmm_config *cfg, bool restarted, int *status);
 
 #endif
