@@ -74,7 +74,7 @@ while [ "$i" -le "$RUNS" ]; do
         # shellcheck disable=SC2086
         vm_run "$n" 600 $use
         echo "bench: $n exited with status $(cat "$n.rc") after $(cat "$n.ms") ms"
-        tr -d '\r' < "$n.out" | sed -n "s/^.*lab-guest: bench /$VMM /p" >> results
+        tr -d '\r' < "$n.res" | sed -n "s/^.*lab-guest: bench /$VMM /p" >> results
     done
     i=$((i + 1))
 done

@@ -13,7 +13,8 @@
 #                    modules are skipped with a note; an unknown name is an error.
 #                    Compressed modules (.ko.xz/.ko.zst/.ko.gz) are stored decompressed.
 #   --init FILE      the guest's init (script or static binary). Default: mount /proc /sys
-#                    /dev, print "revirt-guest: Linux <uname -r> cpus=<online cpus>", poweroff -f.
+#                    /dev, print "revirt-guest: Linux <uname -r> cpus=<online cpus>" on the
+#                    console and on ttyS1 (COM2, where there is one), poweroff -f.
 #   --add SRC:DST    copy file or directory SRC to DST inside the image (repeatable)
 #   --bin PROG       copy the host program PROG (a path, or a name looked up in PATH) into the
 #                    image at the same path, with every library ldd reports and the dynamic
@@ -121,7 +122,10 @@ for r in $(cat /sys/devices/system/cpu/online 2>/dev/null); do
     esac
 done
 unset IFS
-echo "revirt-guest: Linux $(uname -r) cpus=$n"
+# Also on ttyS1 where the VMM has a COM2 (revirter --serial2, QEMU's second -serial): a
+# channel the kernel's printk does not write to, for tests to read. tee's close of the port
+# waits until the line is out, before the power-off.
+echo "revirt-guest: Linux $(uname -r) cpus=$n" | tee /dev/ttyS1 2>/dev/null
 poweroff -f
 EOF
 }

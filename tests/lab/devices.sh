@@ -62,7 +62,7 @@ vm_ok() {
     expect "guest saw $(gval "$1" "case [^ ]* cpus" || true) CPUs (want 2)" \
         is "$(gval "$1" "case [^ ]* cpus")" 2
     expect "guest error: $(gval "$1" error)" is "$(gval "$1" error)" ""
-    expect "the guest did not finish (no 'lab-guest: done')" grep -q 'lab-guest: done' "$1.out"
+    expect "the guest did not finish (no 'lab-guest: done')" grep -q 'lab-guest: done' "$1.res"
 }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 # bg_stop PID...: end helpers a case started that are still running
@@ -108,10 +108,10 @@ dev_blk_root() {
     vm_ok blk-root
     expect "root is not /dev/vda ext4 ($(gval blk-root root))" is "$(gval blk-root root)" "/dev/vda ext4"
     expect "stamp read by the guest differs" is "$(gval blk-root stamp)" "$(sha dev-tree/etc/lab-stamp)"
-    expect "read-only remount before power-off" grep -q 'lab-guest: remount-ro ok' blk-root.out
+    expect "read-only remount before power-off" grep -q 'lab-guest: remount-ro ok' blk-root.res
     e2fsck -fn blk-root.img > blk-root.fsck 2>&1; st=$?
     expect "e2fsck -fn blk-root.img: status $st ($(tail -n 1 blk-root.fsck))" is "$st" 0
-    tr -d '\r' < blk-root.out | sed -n 's/^.*lab-guest: file //p' > blk-root.files
+    tr -d '\r' < blk-root.res | sed -n 's/^.*lab-guest: file //p' > blk-root.files
     expect "the guest reported $(wc -l < blk-root.files) files (want 4)" is "$(wc -l < blk-root.files)" 4
     rm -rf blk-root.dump; mkdir -p blk-root.dump
     while read -r s f; do
@@ -146,7 +146,7 @@ dev_net_tap() { # NAME [vhost]
     bg_stop "$p1" "$p2"
     [ "$(cat "$_n.rc")" != 3 ] || return 0
     vm_ok "$_n"
-    expect "ping 10.0.0.1 from the guest" grep -q 'lab-guest: ping ok' "$_n.out"
+    expect "ping 10.0.0.1 from the guest" grep -q 'lab-guest: ping ok' "$_n.res"
     expect "upload: $(gval "$_n" upload), L1 got $(sha "$_n.up" 2>/dev/null)" \
         is "$(gval "$_n" upload)" "rc=0 sha=$(sha "$_n.up" 2>/dev/null)"
     expect "download: $(gval "$_n" download), L1 sent $(sha net-down.bin)" \
@@ -194,7 +194,7 @@ dev_net_user() {
 }
 
 rng_ok() { # NAME BYTES
-    expect "rng_current '$(gval "$1" rng-current)'" grep -q 'lab-guest: rng-current virtio_rng' "$1.out"
+    expect "rng_current '$(gval "$1" rng-current)'" grep -q 'lab-guest: rng-current virtio_rng' "$1.res"
     expect "read $(gval "$1" rng-bytes) bytes from /dev/hwrng (want $2)" is "$(gval "$1" rng-bytes)" "$2"
     expect "only $(gval "$1" rng-nonzero) non-zero bytes" \
         test "$(gval "$1" rng-nonzero)" -ge $(($2 * 99 / 100))
@@ -250,7 +250,7 @@ dev_console() {
         if vm_expect console 'lab-guest: console-ready' 240; then
             sleep 1
             printf 'echo $((6*7))-ok\n' >&7
-            vm_expect console '42-ok' 60
+            vm_expect console '42-ok' 60 out
             printf 'poweroff -f\n' >&7
         fi
         vm_wait console

@@ -3,9 +3,11 @@
 # Guest (L2) side of the lab's device cases and of bench/io.sh: the same script whichever VMM
 # runs the guest. Installed as /init.guest in an initramfs with the virtio modules (the loader
 # has insmod'ed them), and as /sbin/init in the blk-root image. The case comes from the kernel
-# command line: lab_case=NAME. Results are lines "lab-guest: KEY VALUE..." on the console, which
-# the host side (tests/lab/devices.sh, bench/io.sh) checks; "lab-guest: done" ends every case
-# that ran to its end, then the guest powers off.
+# command line: lab_case=NAME. Results are lines "lab-guest: KEY VALUE..." on ttyS1 (COM2: the
+# VMM writes it to NAME.res), a channel the kernel's printk never writes to, so no kernel message
+# can land inside a result; they are echoed on the console for people. The host side
+# (tests/lab/devices.sh, bench/io.sh) checks NAME.res; "lab-guest: done" ends every case that
+# ran to its end, then the guest powers off.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc 2>/dev/null
 mount -t sysfs sysfs /sys 2>/dev/null
@@ -14,22 +16,29 @@ mkdir -p /tmp /run
 mount -t tmpfs tmpfs /tmp 2>/dev/null
 
 arg() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
-say() { echo "lab-guest: $*"; }
-die() { say "error $*"; say "done"; sync; poweroff -f; sleep 60; }
-finish() { say "done"; sync; poweroff -f; sleep 60; }
+# fd 9: the result channel. Raw, so that nothing the tty layer does changes a byte.
+# (A redirection that fails on exec would end the shell: the port is tried in a subshell first.)
+if (: > /dev/ttyS1) 2>/dev/null; then exec 9> /dev/ttyS1; stty raw -echo <&9 2>/dev/null
+else exec 9> /dev/null; fi
+say() { echo "lab-guest: $*"; echo "lab-guest: $*" >&9; }
+# Closing the port waits until what was written to it has gone out (the tty's closing_wait),
+# so power-off cannot cut the last result lines short.
+die() { say "error $*"; finish; }
+finish() { say "done"; exec 9>&-; sync; poweroff -f; sleep 60; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
-# wait_for PATH SECONDS: until PATH exists (devices appear after their driver probed)
+# wait_for PATH SECONDS: until PATH exists (devices appear after their driver probed). Waits
+# are deadlines on the clock: under TCG a sleep can take far longer than asked.
 wait_for() {
-    n=0
-    while [ ! -e "$1" ] && [ "$n" -lt $(($2 * 10)) ]; do usleep 100000; n=$((n + 1)); done
+    end=$(( $(date +%s) + $2 ))
+    while [ ! -e "$1" ] && [ "$(date +%s)" -lt "$end" ]; do usleep 100000; done
     [ -e "$1" ]
 }
 # wait_pid PID SECONDS: until PID exits (status 0) or the time is up (status 1, PID killed)
 wait_pid() {
-    n=0
+    end=$(( $(date +%s) + $2 ))
     while kill -0 "$1" 2>/dev/null; do
-        [ "$n" -lt $(($2 * 10)) ] || { kill "$1" 2>/dev/null; return 1; }
-        usleep 100000; n=$((n + 1))
+        [ "$(date +%s)" -lt "$end" ] || { kill "$1" 2>/dev/null; return 1; }
+        usleep 100000
     done
 }
 cpus() {

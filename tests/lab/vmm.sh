@@ -19,7 +19,8 @@
 #         VM_STDIN (default /dev/null), REVIRTER (default ./revirter),
 #         QEMU_DISK (drive options for QEMU, default cache=writeback).
 # Outputs in the current directory: NAME.out (the VMM's standard output: the guest console),
-#         NAME.err, NAME.rc, NAME.ms (launch to exit), NAME.cmd (the command line).
+#         NAME.res (the guest's COM2: results, see tests/lab/guest.sh), NAME.err, NAME.rc,
+#         NAME.ms (launch to exit), NAME.cmd (the command line).
 
 VMM=${VMM:-revirter}
 REVIRTER=${REVIRTER:-./revirter}
@@ -99,11 +100,12 @@ vm_command() {
         fi
     done
     _vfl=$(vm_flags "$@") || return 1
+    # COM2 (the guest's ttyS1) goes to NAME.res: the guest's results, apart from the console.
     case $VMM in
     revirter)
-        echo "$REVIRTER run --kernel ${VM_KERNEL:?} --initrd ${VM_INITRD:?} --cpus ${VM_CPUS:-2} --memory ${VM_MEM:-256M}$_vfl" ;;
+        echo "$REVIRTER run --kernel ${VM_KERNEL:?} --initrd ${VM_INITRD:?} --cpus ${VM_CPUS:-2} --memory ${VM_MEM:-256M} --serial2 $_vname.res$_vfl" ;;
     qemu)
-        echo "qemu-system-x86_64 -accel kvm -M pc -cpu host -nodefaults -no-user-config -display none -no-reboot -smp ${VM_CPUS:-2} -m ${VM_MEM:-256M} -kernel ${VM_KERNEL:?} -initrd ${VM_INITRD:?} $_vfl" ;;
+        echo "qemu-system-x86_64 -accel kvm -M pc -cpu host -nodefaults -no-user-config -display none -no-reboot -smp ${VM_CPUS:-2} -m ${VM_MEM:-256M} -kernel ${VM_KERNEL:?} -initrd ${VM_INITRD:?} $_vfl -serial file:$_vname.res" ;;
     *) echo "vmm.sh: unknown VMM '$VMM' (revirter or qemu)" >&2; return 1 ;;
     esac
 }
@@ -111,7 +113,7 @@ vm_command() {
 # vm_start NAME TIMEOUT DEVICE...: launch in the background; VM_PID is the timeout process.
 vm_start() {
     _vname=$1 _vtmo=$2; shift 2
-    rm -f "$_vname.out" "$_vname.err" "$_vname.rc" "$_vname.ms"
+    rm -f "$_vname.out" "$_vname.err" "$_vname.res" "$_vname.rc" "$_vname.ms"
     _vc=$(vm_command "$_vname" "$@") || { _vst=$?; echo "$_vst" > "$_vname.rc"; VM_PID=''; return "$_vst"; }
     printf '%s --cmdline "%s"\n' "$_vc" "$VM_CMDLINE" > "$_vname.cmd"
     echo "lab-vm: $_vname ($VMM): $_vc"
@@ -143,20 +145,22 @@ vm_run() {
     vm_wait "$1"
 }
 
-# vm_expect NAME PATTERN SECONDS: wait until NAME.out has a line matching PATTERN (grep -E) while
-# the guest runs; status 1 if it ended or the time ran out first.
+# vm_expect NAME PATTERN SECONDS [out]: wait until NAME.res (the guest's results; NAME.out, its
+# console, with "out") has a line matching PATTERN (grep -E) while the guest runs; status 1 if
+# it ended or the time ran out first.
 vm_expect() {
-    _vn=0
-    while [ "$_vn" -lt $(($3 * 2)) ]; do      # one grep per 0.5 s: L1's CPU is the guest's too
-        grep -qE -- "$2" "$1.out" 2>/dev/null && return 0
+    _vxf=$1.${4:-res}
+    _vend=$(( $(date +%s) + $3 ))             # a deadline: under TCG a sleep can take far longer
+    while [ "$(date +%s)" -lt "$_vend" ]; do  # one grep per 0.5 s: L1's CPU is the guest's too
+        grep -qE -- "$2" "$_vxf" 2>/dev/null && return 0
         [ -n "$VM_PID" ] && kill -0 "$VM_PID" 2>/dev/null || break
-        sleep 0.5; _vn=$((_vn + 1))
+        sleep 0.5
     done
-    grep -qE -- "$2" "$1.out" 2>/dev/null
+    grep -qE -- "$2" "$_vxf" 2>/dev/null
 }
 
-# gval NAME KEY: the rest of the guest's first "lab-guest: KEY ..." line in NAME.out
+# gval NAME KEY: the rest of the guest's first "lab-guest: KEY ..." line in NAME.res
 gval() {
-    tr -d '\r' < "$1.out" 2>/dev/null |
+    tr -d '\r' < "$1.res" 2>/dev/null |
         sed -n "s/^.*lab-guest: $2 //p" | head -n 1
 }
