@@ -67,6 +67,7 @@ boot() { # name timeout revirter-args...
 }
 # The guest's banner is read from COM2 (NAME.res), which the kernel's printk does not share.
 has() { grep -q -- "$2" "$1.res"; }
+count() { cat "$2" 2>/dev/null | grep -c -- "$1"; } # PATTERN FILE: 0 for a file not there yet
 if [ -f devices.sh ]; then . ./vmm.sh; . ./devices.sh; fi
 for c in $CASES; do
     case $c in
@@ -98,10 +99,10 @@ for c in $CASES; do
             rpid=$!
             end=$(( $(date +%s) + 240 ))
             while [ "$(date +%s)" -lt "$end" ] && kill -0 "$rpid" 2>/dev/null &&
-                [ "$(grep -c 'cpus=1 rebooting' rr.res)" -lt 4 ]; do
+                [ "$(count 'cpus=1 rebooting' rr.res)" -lt 4 ]; do
                 sleep 1
             done
-            boots=$(grep -c 'cpus=1 rebooting' rr.res) restarts=$(grep -c 'guest rebooted, restarting' rr.err)
+            boots=$(count 'cpus=1 rebooting' rr.res) restarts=$(count 'guest rebooted, restarting' rr.err)
             kill "$rpid" 2>/dev/null; wait "$rpid"; st=$?
             echo "[reboot-restart] run $run: $boots boots, $restarts restarts"
             sed "s/^/run $run: /" rr.out >> reboot-restart.out
