@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Device I/O thread: level-triggered epoll over registered fds, stopped through an eventfd. */
+/* Device I/O thread: level-triggered epoll over registered fds, stopped through an eventfd; or,
+ * for tests, the same loop run inline by its caller. */
 #include "ioloop.h"
 
 #include <errno.h>
@@ -24,6 +25,12 @@
  * callback, if it is running, has returned, so that the caller may free the callback's state
  * on return (so it must not hold a lock that callback takes). From the loop thread (a callback
  * removing itself or another fd) it cannot wait and need not: nothing else dispatches.
+ *
+ * An inline loop has no thread: "the loop's thread" is whoever is inside ioloop_poll, which
+ * marks the loop polling (under the lock, before epoll_wait, so a removal from then on parks
+ * its entry) and dispatches the batch exactly as the thread does. Started inline loops have
+ * their epoll fd in one process-wide epoll set, so ioloop_poll_inline can sleep until any of
+ * them has work.
  */
 
 #define IOLOOP_BATCH 16
@@ -50,10 +57,43 @@ struct ioloop {
     uint64_t running_id; /* id of the entry whose callback runs now, 0 for none */
     bool thread_live;    /* started and not yet joined */
     bool stopping;       /* ioloop_stop was called: run no more callbacks */
+    bool inline_mode;    /* no thread: ioloop_poll runs it; thread_live means started */
+    bool polling;        /* inline: inside ioloop_poll, on the thread poller */
+    pthread_t poller;
 
     pthread_mutex_t stop_lock; /* serializes start and stop (and so the join) */
     pthread_t thread;
 };
+
+static bool inline_on;
+/* Held while ioloop_poll_inline dispatches, and by whoever takes a loop out of inline_epfd
+ * from outside it, so that a loop is never freed under the dispatcher. */
+static pthread_mutex_t inline_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The epoll fds of started inline loops. Made when inline mode is first turned on (so that a
+ * test counting its fds around a device sees none appear), kept for the life of the process. */
+static int inline_epfd = -1;
+
+/* inline_lock held. */
+static void make_inline_epfd(void)
+{
+    if (inline_epfd < 0)
+        inline_epfd = epoll_create1(EPOLL_CLOEXEC);
+}
+
+void ioloop_set_inline(bool on)
+{
+    if (on) {
+        pthread_mutex_lock(&inline_lock);
+        make_inline_epfd();
+        pthread_mutex_unlock(&inline_lock);
+    }
+    __atomic_store_n(&inline_on, on, __ATOMIC_RELAXED);
+}
+
+bool ioloop_inline(void)
+{
+    return __atomic_load_n(&inline_on, __ATOMIC_RELAXED);
+}
 
 int ioloop_create(const char *name, struct ioloop **out)
 {
@@ -64,6 +104,7 @@ int ioloop_create(const char *name, struct ioloop **out)
         return -ENOMEM;
     snprintf(l->name, sizeof(l->name), "%s", name ? name : "ioloop");
     l->next_id = 1;
+    l->inline_mode = ioloop_inline();
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (l->epfd < 0) {
         ret = -errno;
@@ -96,6 +137,8 @@ err_free:
 
 static bool on_loop_thread(const struct ioloop *l)
 {
+    if (l->inline_mode)
+        return l->polling && pthread_equal(pthread_self(), l->poller);
     return l->thread_live && pthread_equal(pthread_self(), l->thread);
 }
 
@@ -171,7 +214,7 @@ int ioloop_remove(struct ioloop *l, int fd)
     e->dead = true;
     /* Fails only if the caller already closed fd, which removed it from the set as well. */
     (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-    if (!l->thread_live) {
+    if (!l->thread_live || (l->inline_mode && !l->polling)) {
         free(e);
     } else {
         /* The loop may hold e in its current batch: it frees the graveyard after it. */
@@ -195,6 +238,37 @@ static void free_list(struct entry *e)
     }
 }
 
+/* Run the callbacks of one epoll batch; returns how many ran. The stop eventfd only wakes the
+ * thread; the flag is what counts, checked before every callback, since a stop may come from a
+ * callback earlier in this very batch. */
+static int dispatch(struct ioloop *l, const struct epoll_event *evs, int n)
+{
+    int ran = 0;
+    for (int i = 0; i < n; i++) {
+        struct entry *e = evs[i].data.ptr;
+        pthread_mutex_lock(&l->lock);
+        if (l->stopping) {
+            pthread_mutex_unlock(&l->lock);
+            break;
+        }
+        if (!e || e->dead) {
+            pthread_mutex_unlock(&l->lock);
+            continue;
+        }
+        l->running_id = e->id;
+        pthread_mutex_unlock(&l->lock);
+
+        e->fn(e->opaque, evs[i].events);
+        ran++;
+
+        pthread_mutex_lock(&l->lock);
+        l->running_id = 0;
+        pthread_cond_broadcast(&l->idle);
+        pthread_mutex_unlock(&l->lock);
+    }
+    return ran;
+}
+
 static void *loop_main(void *arg)
 {
     struct ioloop *l = arg;
@@ -210,28 +284,7 @@ static void *loop_main(void *arg)
             fprintf(stderr, "ioloop %s: epoll_wait: %s\n", l->name, strerror(errno));
             break;
         }
-        /* The stop eventfd only wakes us; the flag is what counts, checked before every
-         * callback, since a stop may come from a callback earlier in this very batch. */
-        for (int i = 0; i < n; i++) {
-            struct entry *e = evs[i].data.ptr;
-            pthread_mutex_lock(&l->lock);
-            stop = l->stopping;
-            if (stop || !e || e->dead) {
-                pthread_mutex_unlock(&l->lock);
-                if (stop)
-                    break;
-                continue;
-            }
-            l->running_id = e->id;
-            pthread_mutex_unlock(&l->lock);
-
-            e->fn(e->opaque, evs[i].events);
-
-            pthread_mutex_lock(&l->lock);
-            l->running_id = 0;
-            pthread_cond_broadcast(&l->idle);
-            pthread_mutex_unlock(&l->lock);
-        }
+        dispatch(l, evs, n);
         pthread_mutex_lock(&l->lock);
         stop = l->stopping;
         struct entry *gone = l->graveyard;
@@ -242,11 +295,95 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* Lock order: inline_lock, then a loop's lock (ioloop_poll_inline polls under inline_lock). */
+
+/* An inline loop is started: into the process-wide set. */
+static int start_inline(struct ioloop *l)
+{
+    int ret = 0;
+    pthread_mutex_lock(&inline_lock);
+    pthread_mutex_lock(&l->lock);
+    if (l->thread_live) {
+        ret = -EBUSY;
+        goto out;
+    }
+    make_inline_epfd();
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+    if (inline_epfd < 0 || epoll_ctl(inline_epfd, EPOLL_CTL_ADD, l->epfd, &ev) != 0)
+        ret = -errno;
+    else
+        l->thread_live = true;
+out:
+    pthread_mutex_unlock(&l->lock);
+    pthread_mutex_unlock(&inline_lock);
+    return ret;
+}
+
+/* An inline loop ends (l->lock held, no poll in progress). Whoever stops it from outside holds
+ * inline_lock; from a callback, the poll running it may hold inline_lock already and is done
+ * with l for this round. */
+static struct entry *end_inline(struct ioloop *l)
+{
+    (void)epoll_ctl(inline_epfd, EPOLL_CTL_DEL, l->epfd, NULL);
+    l->thread_live = false;
+    l->stopping = false;
+    struct entry *gone = l->graveyard;
+    l->graveyard = NULL;
+    return gone;
+}
+
+int ioloop_poll(struct ioloop *l, int timeout_ms)
+{
+    pthread_mutex_lock(&l->lock);
+    int ret = !l->inline_mode ? -EINVAL : l->polling ? -EBUSY : 0;
+    if (ret < 0 || !l->thread_live) {
+        pthread_mutex_unlock(&l->lock);
+        return ret;
+    }
+    l->polling = true;
+    l->poller = pthread_self();
+    pthread_mutex_unlock(&l->lock);
+
+    struct epoll_event evs[IOLOOP_BATCH];
+    int n = epoll_wait(l->epfd, evs, IOLOOP_BATCH, timeout_ms);
+    if (n < 0)
+        ret = errno == EINTR ? 0 : -errno;
+    else
+        ret = dispatch(l, evs, n);
+
+    pthread_mutex_lock(&l->lock);
+    l->polling = false;
+    /* A callback stopped its loop: it ends now, as a thread would after the batch. */
+    struct entry *gone = l->stopping ? end_inline(l) : l->graveyard;
+    l->graveyard = NULL;
+    pthread_cond_broadcast(&l->idle);
+    pthread_mutex_unlock(&l->lock);
+    free_list(gone);
+    return ret;
+}
+
+int ioloop_poll_inline(int timeout_ms)
+{
+    struct epoll_event evs[IOLOOP_BATCH];
+    int ran = 0;
+    pthread_mutex_lock(&inline_lock);
+    int n = inline_epfd < 0 ? 0 : epoll_wait(inline_epfd, evs, IOLOOP_BATCH, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        int r = ioloop_poll(evs[i].data.ptr, 0);
+        if (r > 0)
+            ran += r;
+    }
+    pthread_mutex_unlock(&inline_lock);
+    return ran;
+}
+
 int ioloop_start(struct ioloop *l)
 {
     int ret = 0;
     sigset_t all, old;
 
+    if (l->inline_mode)
+        return start_inline(l);
     pthread_mutex_lock(&l->stop_lock);
     pthread_mutex_lock(&l->lock);
     if (l->thread_live) {
@@ -294,12 +431,34 @@ static void request_stop(struct ioloop *l)
 {
     uint64_t one = 1;
     l->stopping = true;
-    (void)!write(l->stopfd, &one, sizeof(one));
+    /* Inline, nothing sleeps on it, and a readable stopfd would keep waking pollers. */
+    if (!l->inline_mode)
+        (void)!write(l->stopfd, &one, sizeof(one));
 }
 
 void ioloop_stop(struct ioloop *l)
 {
     pthread_mutex_lock(&l->lock);
+    if (l->inline_mode) {
+        if (on_loop_thread(l)) {
+            /* From a callback: the poll that runs it ends the loop after its batch. */
+            if (l->thread_live)
+                request_stop(l);
+            pthread_mutex_unlock(&l->lock);
+            return;
+        }
+        pthread_mutex_unlock(&l->lock);
+        pthread_mutex_lock(&inline_lock);
+        pthread_mutex_lock(&l->lock);
+        /* Like a join: a poll on another thread finishes its batch first. */
+        while (l->polling)
+            pthread_cond_wait(&l->idle, &l->lock);
+        struct entry *gone = l->thread_live ? end_inline(l) : NULL;
+        pthread_mutex_unlock(&l->lock);
+        pthread_mutex_unlock(&inline_lock);
+        free_list(gone);
+        return;
+    }
     if (on_loop_thread(l)) {
         /* A callback cannot join its own thread (and must not wait for a stop in progress
          * elsewhere, which is joining it): the loop ends when this callback returns, and a

@@ -4,6 +4,7 @@
 #ifndef REVIRT_SYS_IOLOOP_H
 #define REVIRT_SYS_IOLOOP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct ioloop;
@@ -39,5 +40,25 @@ ioloop_launch(const char *name, const struct ioloop_watch *w, unsigned n, struct
 void ioloop_stop(struct ioloop *l);
 /* Stop, then free (fds added stay the caller's). NULL is fine. */
 void ioloop_destroy(struct ioloop *l);
+
+/*
+ * Inline loops, for tests and fuzz targets: a loop created while inline mode is on never has a
+ * thread. ioloop_start only marks it started, and its callbacks run on whichever thread calls
+ * ioloop_poll or ioloop_poll_inline, so a test drives a device step by step with no thread
+ * wake-ups, and the device (which only sees the calls above) cannot tell the difference.
+ * Callbacks may add, modify and remove fds and stop their own loop, as on a thread; they must
+ * not create, start or destroy inline loops. Off by default; revirter never turns it on.
+ */
+/* Whether loops created from now on are inline (a process-wide setting). */
+void ioloop_set_inline(bool on);
+bool ioloop_inline(void);
+/* Wait up to timeout_ms (0: not at all, -1: forever) for events on an inline loop l, then run
+ * the ready callbacks of one epoll batch on this thread. Returns how many ran (0 when l is not
+ * started), -EINVAL for a loop with a thread, -EBUSY while another thread polls l. */
+__attribute__((warn_unused_result)) int ioloop_poll(struct ioloop *l, int timeout_ms);
+/* The same over every started inline loop: wait up to timeout_ms for any of them to have
+ * events, then poll each ready one once. Returns how many callbacks ran; 0 on a timeout or
+ * when no inline loop is started. Repeat until it returns 0 to run devices until idle. */
+int ioloop_poll_inline(int timeout_ms);
 
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Worker threads for blocking system calls: a FIFO of intrusive jobs under one mutex, finished
- * jobs handed back in a list and announced through an eventfd. */
+ * jobs handed back in a list and announced through an eventfd; or, for tests, no threads. */
 #include "workpool.h"
 
 #include <errno.h>
@@ -23,10 +23,31 @@ struct workpool {
     struct workpool_job *done;         /* finished, not yet reaped (newest first) */
     unsigned busy;                     /* submitted and not finished */
     bool stopping;
+    bool inline_mode; /* no threads: submit runs the job itself */
     int efd;
     unsigned nthreads;
     pthread_t threads[WORKPOOL_MAX_THREADS];
 };
+
+static bool inline_on;
+
+void workpool_set_inline(bool on)
+{
+    __atomic_store_n(&inline_on, on, __ATOMIC_RELAXED);
+}
+
+/* A job has finished (p->lock held). */
+static void finish(struct workpool *p, struct workpool_job *job)
+{
+    job->next = p->done;
+    p->done = job;
+    p->busy--;
+    pthread_cond_broadcast(&p->idle);
+    /* Written after the job is on the list, and the reaper reads the eventfd before taking
+     * the list, so a wake-up can be spurious but never lost. */
+    uint64_t one = 1;
+    (void)!write(p->efd, &one, sizeof(one));
+}
 
 static void *worker(void *opaque)
 {
@@ -46,14 +67,7 @@ static void *worker(void *opaque)
         job->fn(job);
 
         pthread_mutex_lock(&p->lock);
-        job->next = p->done;
-        p->done = job;
-        p->busy--;
-        pthread_cond_broadcast(&p->idle);
-        /* Written after the job is on the list, and the reaper reads the eventfd before taking
-         * the list, so a wake-up can be spurious but never lost. */
-        uint64_t one = 1;
-        (void)!write(p->efd, &one, sizeof(one));
+        finish(p, job);
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -97,6 +111,11 @@ int workpool_create(const char *name, unsigned threads, struct workpool **out)
         free_pool(p);
         return err;
     }
+    p->inline_mode = __atomic_load_n(&inline_on, __ATOMIC_RELAXED);
+    if (p->inline_mode) {
+        *out = p;
+        return 0;
+    }
     /* Workers only make blocking calls for their device: leave signals to the VMM's threads. */
     sigset_t all, old;
     sigfillset(&all);
@@ -126,6 +145,16 @@ int workpool_create(const char *name, unsigned threads, struct workpool **out)
 void workpool_submit(struct workpool *p, struct workpool_job *job)
 {
     job->next = NULL;
+    if (p->inline_mode) {
+        pthread_mutex_lock(&p->lock);
+        p->busy++;
+        pthread_mutex_unlock(&p->lock);
+        job->fn(job);
+        pthread_mutex_lock(&p->lock);
+        finish(p, job);
+        pthread_mutex_unlock(&p->lock);
+        return;
+    }
     pthread_mutex_lock(&p->lock);
     *p->tail = job;
     p->tail = &job->next;

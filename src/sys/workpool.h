@@ -5,6 +5,8 @@
 #ifndef REVIRT_SYS_WORKPOOL_H
 #define REVIRT_SYS_WORKPOOL_H
 
+#include <stdbool.h>
+
 struct workpool;
 struct workpool_job;
 
@@ -33,5 +35,11 @@ struct workpool_job *workpool_reap(struct workpool *p);
 void workpool_drain(struct workpool *p);
 /* Drain, stop the threads and free the pool (unreaped jobs are forgotten). NULL is fine. */
 void workpool_destroy(struct workpool *p);
+
+/* For tests and fuzz targets, beside inline I/O loops (ioloop.h): pools created while this is
+ * on have no threads, and workpool_submit runs the job on the caller's thread before it
+ * returns. Finished jobs still come back through the eventfd and workpool_reap, so the caller
+ * sees the same protocol. A process-wide setting, off by default. */
+void workpool_set_inline(bool on);
 
 #endif

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Device I/O loop: callbacks on the named loop thread with signals blocked, stop, remove. */
+/* Device I/O loop: callbacks on the named loop thread with signals blocked, stop, remove; and
+ * inline loops run by their caller. */
 #include "../check.h"
 #include "sys/ioloop.h"
 
@@ -367,6 +368,136 @@ static void test_launch(void)
     close(s.done_fd);
 }
 
+/* Inline: no thread; callbacks run inside ioloop_poll and ioloop_poll_inline, on the caller's
+ * thread, and only while the loop is started. */
+static void test_inline_poll(void)
+{
+    struct ioloop *l, *threaded;
+    struct seen s = {.fd = efd(), .done_fd = efd()};
+
+    CHECK_EQ(ioloop_create("threaded", &threaded), 0);
+    ioloop_set_inline(true);
+    CHECK(ioloop_inline(), "inline mode on");
+    CHECK_EQ(ioloop_create("inline", &l), 0);
+    ioloop_set_inline(false);
+    CHECK_EQ(ioloop_poll(threaded, 0), -EINVAL);
+    ioloop_destroy(threaded);
+
+    CHECK_EQ(ioloop_add(l, s.fd, EPOLLIN, on_event, &s), 0);
+    kick(s.fd);
+    CHECK_EQ(ioloop_poll(l, 0), 0); /* not started: nothing runs */
+    CHECK_EQ(ioloop_poll_inline(0), 0);
+    CHECK_EQ(ioloop_start(l), 0);
+    CHECK_EQ(ioloop_start(l), -EBUSY);
+    CHECK_EQ(ioloop_poll(l, 0), 1);
+    CHECK_EQ(s.calls, 1);
+    CHECK(pthread_equal(s.thread, pthread_self()), "callback on the polling thread");
+    CHECK(s.events & EPOLLIN, "events passed on");
+    CHECK_EQ(ioloop_poll(l, 0), 0); /* drained: idle */
+    CHECK_EQ(ioloop_poll_inline(0), 0);
+    kick(s.fd);
+    CHECK_EQ(ioloop_poll_inline(1000), 1);
+    CHECK_EQ(s.calls, 2);
+
+    /* Stopped: out of the set, so the pending kick runs nothing, and a restart resumes. */
+    kick(s.fd);
+    ioloop_stop(l);
+    CHECK_EQ(ioloop_poll_inline(0), 0);
+    CHECK_EQ(ioloop_poll(l, 0), 0);
+    CHECK_EQ(s.calls, 2);
+    CHECK_EQ(ioloop_start(l), 0);
+    CHECK_EQ(ioloop_poll_inline(0), 1);
+    CHECK_EQ(s.calls, 3);
+    ioloop_destroy(l);
+    CHECK_EQ(ioloop_poll_inline(0), 0);
+    close(s.fd);
+    close(s.done_fd);
+}
+
+/* Inline, a removal from a callback still keeps the other, already reported fd from running. */
+static void test_inline_remove_in_callback(void)
+{
+    struct pair p = {.fd = {efd(), efd()}, .done_fd = efd()};
+
+    ioloop_set_inline(true);
+    CHECK_EQ(ioloop_create("inline-remove", &p.l), 0);
+    ioloop_set_inline(false);
+    CHECK_EQ(ioloop_add(p.l, p.fd[0], EPOLLIN, on_pair0, &p), 0);
+    CHECK_EQ(ioloop_add(p.l, p.fd[1], EPOLLIN, on_pair1, &p), 0);
+    kick(p.fd[0]);
+    kick(p.fd[1]);
+    CHECK_EQ(ioloop_start(p.l), 0);
+    CHECK_EQ(ioloop_poll(p.l, 0), 1); /* one batch with both: the second was removed */
+    CHECK_EQ(p.calls[0] + p.calls[1], 1);
+    CHECK_EQ(p.remove_rc, 0);
+    CHECK_EQ(ioloop_poll(p.l, 0), 0);
+    CHECK_EQ(ioloop_remove(p.l, p.fd[0]) + ioloop_remove(p.l, p.fd[1]), -ENOENT);
+    ioloop_destroy(p.l);
+    close(p.fd[0]);
+    close(p.fd[1]);
+    close(p.done_fd);
+}
+
+/* Inline, a callback that stops its loop ends it after that batch, as a thread would. */
+static void test_inline_stop_from_callback(void)
+{
+    struct self_stop s = {.fd = efd(), .done_fd = efd()};
+
+    ioloop_set_inline(true);
+    CHECK_EQ(ioloop_create("inline-stop", &s.l), 0);
+    ioloop_set_inline(false);
+    CHECK_EQ(ioloop_add(s.l, s.fd, EPOLLIN, on_self_stop, &s), 0);
+    CHECK_EQ(ioloop_start(s.l), 0);
+    kick(s.fd);
+    CHECK_EQ(ioloop_poll_inline(1000), 1);
+    kick(s.fd);
+    CHECK_EQ(ioloop_poll_inline(0), 0);
+    CHECK_EQ(ioloop_poll(s.l, 0), 0);
+    CHECK_EQ(__atomic_load_n(&s.calls, __ATOMIC_SEQ_CST), 1);
+    CHECK_EQ(ioloop_start(s.l), 0); /* ended, so it can start again */
+    CHECK_EQ(ioloop_poll(s.l, 0), 1);
+    ioloop_destroy(s.l);
+    close(s.fd);
+    close(s.done_fd);
+}
+
+/* ioloop_poll_inline sleeps until some inline loop has work, here a kick from another thread. */
+static void *kick_later(void *arg)
+{
+    usleep(20 * 1000);
+    kick(*(int *)arg);
+    return NULL;
+}
+
+static void test_inline_wait(void)
+{
+    struct ioloop *a, *b;
+    struct seen sa = {.fd = efd(), .done_fd = efd()}, sb = {.fd = efd(), .done_fd = efd()};
+    pthread_t t;
+
+    ioloop_set_inline(true);
+    CHECK_EQ(ioloop_create("inline-a", &a), 0);
+    CHECK_EQ(ioloop_create("inline-b", &b), 0);
+    ioloop_set_inline(false);
+    CHECK_EQ(ioloop_add(a, sa.fd, EPOLLIN, on_event, &sa), 0);
+    CHECK_EQ(ioloop_add(b, sb.fd, EPOLLIN, on_event, &sb), 0);
+    CHECK_EQ(ioloop_start(a), 0);
+    CHECK_EQ(ioloop_start(b), 0);
+    CHECK_EQ(pthread_create(&t, NULL, kick_later, &sb.fd), 0);
+    CHECK_EQ(ioloop_poll_inline(5000), 1);
+    pthread_join(t, NULL);
+    CHECK_EQ(sa.calls + 10 * sb.calls, 10);
+    kick(sa.fd);
+    kick(sb.fd);
+    CHECK_EQ(ioloop_poll_inline(0), 2); /* both loops in one round */
+    ioloop_destroy(a);
+    ioloop_destroy(b);
+    close(sa.fd);
+    close(sa.done_fd);
+    close(sb.fd);
+    close(sb.done_fd);
+}
+
 int main(void)
 {
     RUN(test_callback_on_loop_thread);
@@ -377,5 +508,9 @@ int main(void)
     RUN(test_modify);
     RUN(test_stop_from_callback);
     RUN(test_launch);
+    RUN(test_inline_poll);
+    RUN(test_inline_remove_in_callback);
+    RUN(test_inline_stop_from_callback);
+    RUN(test_inline_wait);
     return check_done();
 }

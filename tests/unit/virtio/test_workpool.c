@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* The worker pool: every job runs once, comes back through the eventfd, and drain waits. */
+/* The worker pool: every job runs once, comes back through the eventfd, and drain waits; an
+ * inline pool runs jobs in submit. */
 #include "../check.h"
 #include "sys/workpool.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -102,10 +104,50 @@ static void test_drain(void)
         CHECK_EQ(atomic_load(&jobs[i].runs), 1);
 }
 
+static bool readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 1;
+}
+
+static pthread_t ran_on;
+
+static void run_here(struct workpool_job *w)
+{
+    ran_on = pthread_self();
+    atomic_fetch_add(&((struct job *)w)->runs, 1);
+}
+
+/* Inline: the job has run, on this thread, when submit returns, and comes back the usual way. */
+static void test_inline(void)
+{
+    static struct job jobs[3];
+    struct workpool *p = NULL;
+    workpool_set_inline(true);
+    CHECK_EQ(workpool_create("wp-inline", 2, &p), 0);
+    workpool_set_inline(false);
+    CHECK(!readable(workpool_fd(p)), "nothing finished yet");
+    for (unsigned i = 0; i < 3; i++) {
+        jobs[i].w.fn = run_here;
+        workpool_submit(p, &jobs[i].w);
+        CHECK_EQ(atomic_load(&jobs[i].runs), 1);
+        CHECK(pthread_equal(ran_on, pthread_self()), "job %u ran on the submitter", i);
+    }
+    CHECK(readable(workpool_fd(p)), "finished jobs announced");
+    workpool_drain(p); /* nothing in flight: returns at once */
+    struct workpool_job *j = workpool_reap(p);
+    for (unsigned i = 0; i < 3; i++, j = j ? j->next : NULL)
+        CHECK(j == &jobs[i].w, "job %u back in submission order", i);
+    CHECK(j == NULL, "three jobs");
+    CHECK(!readable(workpool_fd(p)), "eventfd cleared");
+    workpool_destroy(p);
+}
+
 int main(void)
 {
     RUN(test_bad_count);
     RUN(test_all_jobs_come_back);
     RUN(test_drain);
+    RUN(test_inline);
     return check_done();
 }
