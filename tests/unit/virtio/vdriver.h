@@ -23,6 +23,7 @@ struct vdriver {
     uint8_t *ram;
     uint64_t ram_size;
     uint64_t brk; /* bump allocator for buffers and rings */
+    uint64_t top; /* the highest brk since vdriver_init or vdriver_wipe */
     struct virtio_device *v;
     struct vdriver_queue q[VIRTIO_MAX_QUEUES];
     pthread_mutex_t lock;
