@@ -15,14 +15,16 @@
  *           the largest packet), vnet header first
  *   3 KICK  a kick on queue arg & 1 with nothing new
  *   4 DRAIN the backend reads what the device sent
- *   5 REAP  wait a moment (until the device is idle, at most 100 us), then consume every
- *           used entry
+ *   5 REAP  let the device run until it is idle (on threads: at most 100 us), then consume
+ *           every used entry
  *   6 RESET the driver resets and attaches again with the features of [byte] (as [0])
  *   7 POKE  [off16 n8] then n bytes written into the arena at off16
- * Afterwards the target waits for the device to go quiet (at most 500 us: no unanswered
+ * Afterwards the target lets the device go quiet (on threads at most 500 us: no unanswered
  * transmit chain, and no packet it could still take), resets it, destroys it, and checks
- * that its counters are consistent with what was sent. The device thread runs concurrently
- * with the driver writing rings and buffers, as with a real guest.
+ * that its counters are consistent with what was sent. Most inputs run the device inline
+ * (fuzz_inline.h): it takes whatever is ready after every operation, on the target's thread.
+ * One in FUZZ_THREADED_EVERY (by length) runs its real I/O thread, concurrently with the
+ * driver writing rings and buffers, as with a real guest.
  *
  * Built with -DFUZZ_NET_GEN_CORPUS this file is instead `fuzz_gen_corpus_net OUTDIR`, which
  * writes seeds for the paths the unit tests cover (transmit, receive with and without
@@ -41,6 +43,7 @@
 #include <unistd.h>
 
 #include "../unit/virtio/vdriver.h"
+#include "fuzz_inline.h"
 #include "virtio/net_backend.h"
 #include "vmm/le.h"
 
@@ -130,7 +133,9 @@ static void reap(struct vdriver *d, int devfd, unsigned us)
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t limit = (uint64_t)us * reap_scale * 1000;
-    for (;;) {
+    if (ioloop_inline())
+        fuzz_run_inline();
+    while (!ioloop_inline()) {
         if (device_idle(d, devfd))
             break;
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -156,6 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static bool have_ram;
     static uint8_t pattern[ARENA];
     struct input in = {data, size};
+    fuzz_set_inline(!fuzz_threaded(size));
     if (!have_ram) {
         require(vdriver_init(&d, RAM) == 0, "vdriver_init");
         for (unsigned i = 0; i < ARENA; i++)
@@ -232,6 +238,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         }
+        /* Inline, the device takes one look at what is ready, as its thread would between
+         * two steps of the driver (REAP runs it until idle). */
+        (void)ioloop_poll_inline(0);
     }
     drain(sv[1]);
     reap(&d, sv[0], 500);

@@ -19,12 +19,14 @@
  *   ACCEPT: the host accepts a guest-initiated connection at "<uds>_5000".
  *   DRAIN: the guest takes every packet the device sent and posts the buffers again.
  *   RXLEN b: the receive buffers posted from now on are b * 17 bytes (b = 0: full size).
- *   WAIT: 1 ms for the device thread.
+ *   WAIT: the device runs until it is idle (on its thread: 1 ms).
  * Invariants: every packet the device sends is well formed (its CIDs, type, len matching the
  * used length, an op it may send); the device never asks for a reset (vdriver's rings are
  * valid, so nothing the packets say may break it); every transmit chain comes back (no hang,
  * once the guest drains its receive queue); and after the device is destroyed no descriptor
- * is left open.
+ * is left open. Most inputs run the device inline (fuzz_inline.h): it takes whatever is ready
+ * after every step and while the guest waits, on the target's thread; one input in
+ * FUZZ_THREADED_EVERY (by length) runs the device's real I/O thread.
  *
  * Built with -DFUZZ_VSOCK_GEN_CORPUS this file is instead `fuzz_gen_corpus_vsock OUTDIR`.
  */
@@ -63,6 +65,7 @@ enum step {
 #ifndef FUZZ_VSOCK_GEN_CORPUS
 
 #include "../unit/virtio/vsock_guest.h"
+#include "fuzz_inline.h"
 
 #define SLOTS 8u
 #define PAIRS 16u
@@ -125,6 +128,8 @@ static uint32_t *received(struct run *r, uint32_t hport, uint32_t gport)
 static void drain(struct run *r)
 {
     static uint8_t payload[VG_RX_BUF];
+    if (ioloop_inline())
+        fuzz_run_inline(); /* what its thread would have sent by now */
     for (unsigned i = 0; i < 4 * VG_QSIZE; i++) {
         struct vsock_hdr h;
         int n = vg_recv(&r->g, &h, payload, sizeof(payload), 0);
@@ -295,6 +300,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct run r;
     struct cursor c = {data, size};
     const char *tmp = tmpdir();
+    fuzz_set_inline(!fuzz_threaded(size)); /* first: it may open the inline loops' epoll fd */
     size_t fds_before = count_fds();
 
     memset(&r, 0, sizeof(r));
@@ -338,12 +344,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         case STEP_WAIT:
-            usleep(1000);
+            if (ioloop_inline())
+                fuzz_run_inline();
+            else
+                usleep(1000);
             break;
         default:
             step_host(&r, s, &c);
             break;
         }
+        /* Inline, the device takes one look at what is ready, as its thread would between
+         * two steps. */
+        (void)ioloop_poll_inline(0);
     }
     drain(&r);
     require(!(vdriver_status(&r.g.drv) & VIRTIO_STATUS_NEEDS_RESET), "no reset asked for");
