@@ -6,20 +6,13 @@
 #include <stdio.h>
 #include <string.h>
 
-int vg_init(struct vsock_guest *g, const char *uds, uint32_t cid, char *err, size_t errlen)
+/* vg_init's part after the RAM: on failure the RAM is all that is left. */
+static int setup(struct vsock_guest *g, const char *uds, uint32_t cid, char *err, size_t errlen)
 {
-    memset(g, 0, sizeof(*g));
-    int r = vdriver_init(&g->drv, 1u << 20);
-    if (r < 0) {
-        snprintf(err, errlen, "vdriver_init: %s", strerror(-r));
-        return r;
-    }
     struct virtio_vsock_config cfg = {.guest_cid = cid, .uds = uds};
-    r = virtio_vsock_create(&cfg, &g->drv.mem, &g->dev, err, errlen);
-    if (r < 0) {
-        vdriver_free(&g->drv);
+    int r = virtio_vsock_create(&cfg, &g->drv.mem, &g->dev, err, errlen);
+    if (r < 0)
         return r;
-    }
     g->cid = cid;
     g->rx_len = VG_RX_BUF;
     g->rx_pool = vdriver_alloc(&g->drv, (uint64_t)VG_QSIZE * VG_RX_BUF, 8);
@@ -27,7 +20,7 @@ int vg_init(struct vsock_guest *g, const char *uds, uint32_t cid, char *err, siz
     uint8_t st = vdriver_attach(&g->drv, virtio_vsock_device(g->dev), VIRTIO_BIT(0), VG_QSIZE);
     if (!(st & VIRTIO_STATUS_DRIVER_OK) || (st & VIRTIO_STATUS_NEEDS_RESET)) {
         snprintf(err, errlen, "attach: status %#x", st);
-        vg_free(g);
+        vg_release(g);
         return -EIO;
     }
     for (unsigned i = 0; i < VG_QSIZE; i++) {
@@ -38,10 +31,37 @@ int vg_init(struct vsock_guest *g, const char *uds, uint32_t cid, char *err, siz
     return 0;
 }
 
-void vg_free(struct vsock_guest *g)
+int vg_init(struct vsock_guest *g, const char *uds, uint32_t cid, char *err, size_t errlen)
+{
+    memset(g, 0, sizeof(*g));
+    int r = vdriver_init(&g->drv, 1u << 20);
+    if (r < 0) {
+        snprintf(err, errlen, "vdriver_init: %s", strerror(-r));
+        return r;
+    }
+    r = setup(g, uds, cid, err, errlen);
+    if (r < 0)
+        vdriver_free(&g->drv);
+    return r;
+}
+
+int vg_reinit(struct vsock_guest *g, const char *uds, uint32_t cid, char *err, size_t errlen)
+{
+    /* Every field but drv is set again by setup; drv keeps its RAM and lock. */
+    vdriver_wipe(&g->drv);
+    memset(g->rx_gpa, 0, sizeof(g->rx_gpa));
+    return setup(g, uds, cid, err, errlen);
+}
+
+void vg_release(struct vsock_guest *g)
 {
     virtio_vsock_destroy(g->dev);
     g->dev = NULL;
+}
+
+void vg_free(struct vsock_guest *g)
+{
+    vg_release(g);
     vdriver_free(&g->drv);
 }
 

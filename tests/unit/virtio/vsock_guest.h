@@ -33,6 +33,11 @@ struct vsock_guest {
  * bytes. 0 or -errno (err says why). */
 int vg_init(struct vsock_guest *g, const char *uds, uint32_t cid, char *err, size_t errlen);
 void vg_free(struct vsock_guest *g);
+/* As vg_free, but the guest RAM stays mapped, for vg_reinit. */
+void vg_release(struct vsock_guest *g);
+/* As vg_init, on the RAM of a g that vg_release left, zeroed again: for a fuzz target, where
+ * mapping RAM and faulting it in per input cost more than the device did. */
+int vg_reinit(struct vsock_guest *g, const char *uds, uint32_t cid, char *err, size_t errlen);
 
 /* Wait up to timeout_ms for the next packet on the receive queue: header into h, payload (up
  * to cap bytes) into payload; the buffer is posted again. Returns the payload length the used
