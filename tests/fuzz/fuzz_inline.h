@@ -16,7 +16,7 @@
  * the real threads instead, so the threaded loop, the workers and their races stay fuzzed. The
  * choice goes by the input's length, so that a finding replays alone the same way.
  */
-#define FUZZ_THREADED_EVERY 32u
+#define FUZZ_THREADED_EVERY 64u
 
 static inline bool fuzz_threaded(size_t size)
 {
