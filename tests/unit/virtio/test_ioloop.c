@@ -168,28 +168,42 @@ static void on_pair1(void *opaque, uint32_t events)
     on_pair(opaque, 1);
 }
 
+/* Both fds watched and ready before the loop starts, so they come in its first batch. */
+static void pair_setup(struct pair *p, const char *name)
+{
+    *p = (struct pair){.fd = {efd(), efd()}, .done_fd = efd()};
+    CHECK_EQ(ioloop_create(name, &p->l), 0);
+    CHECK_EQ(ioloop_add(p->l, p->fd[0], EPOLLIN, on_pair0, p), 0);
+    CHECK_EQ(ioloop_add(p->l, p->fd[1], EPOLLIN, on_pair1, p), 0);
+    kick(p->fd[0]);
+    kick(p->fd[1]);
+}
+
+/* Once the loop has stopped or gone idle: one callback ran and removed the other's fd. */
+static void pair_check_and_free(struct pair *p)
+{
+    CHECK_EQ(p->calls[0] + p->calls[1], 1);
+    CHECK_EQ(p->remove_rc, 0);
+    /* Exactly one of the two is still registered. */
+    CHECK_EQ(ioloop_modify(p->l, p->fd[0], EPOLLIN) + ioloop_modify(p->l, p->fd[1], EPOLLIN),
+             -ENOENT);
+    CHECK_EQ(ioloop_remove(p->l, p->fd[0]) + ioloop_remove(p->l, p->fd[1]), -ENOENT);
+    ioloop_destroy(p->l);
+    close(p->fd[0]);
+    close(p->fd[1]);
+    close(p->done_fd);
+}
+
 static void test_remove_in_callback(void)
 {
-    struct pair p = {.fd = {efd(), efd()}, .done_fd = efd()};
+    struct pair p;
 
-    CHECK_EQ(ioloop_create("remove", &p.l), 0);
-    CHECK_EQ(ioloop_add(p.l, p.fd[0], EPOLLIN, on_pair0, &p), 0);
-    CHECK_EQ(ioloop_add(p.l, p.fd[1], EPOLLIN, on_pair1, &p), 0);
-    kick(p.fd[0]);
-    kick(p.fd[1]);
-    CHECK_EQ(ioloop_start(p.l), 0); /* both are ready before the first epoll_wait */
+    pair_setup(&p, "remove");
+    CHECK_EQ(ioloop_start(p.l), 0);
     CHECK(wait_readable(p.done_fd, 5000), "a callback ran");
     usleep(50 * 1000);
     ioloop_stop(p.l);
-    CHECK_EQ(p.calls[0] + p.calls[1], 1);
-    CHECK_EQ(p.remove_rc, 0);
-    /* Exactly one of the two is still registered. */
-    CHECK_EQ(ioloop_modify(p.l, p.fd[0], EPOLLIN) + ioloop_modify(p.l, p.fd[1], EPOLLIN), -ENOENT);
-    CHECK_EQ(ioloop_remove(p.l, p.fd[0]) + ioloop_remove(p.l, p.fd[1]), -ENOENT);
-    ioloop_destroy(p.l);
-    close(p.fd[0]);
-    close(p.fd[1]);
-    close(p.done_fd);
+    pair_check_and_free(&p);
 }
 
 /* Bookkeeping before start: add, remove from the middle, errors from epoll come back. */
@@ -417,25 +431,15 @@ static void test_inline_poll(void)
 /* Inline, a removal from a callback still keeps the other, already reported fd from running. */
 static void test_inline_remove_in_callback(void)
 {
-    struct pair p = {.fd = {efd(), efd()}, .done_fd = efd()};
+    struct pair p;
 
     ioloop_set_inline(true);
-    CHECK_EQ(ioloop_create("inline-remove", &p.l), 0);
+    pair_setup(&p, "inline-remove");
     ioloop_set_inline(false);
-    CHECK_EQ(ioloop_add(p.l, p.fd[0], EPOLLIN, on_pair0, &p), 0);
-    CHECK_EQ(ioloop_add(p.l, p.fd[1], EPOLLIN, on_pair1, &p), 0);
-    kick(p.fd[0]);
-    kick(p.fd[1]);
     CHECK_EQ(ioloop_start(p.l), 0);
     CHECK_EQ(ioloop_poll(p.l, 0), 1); /* one batch with both: the second was removed */
-    CHECK_EQ(p.calls[0] + p.calls[1], 1);
-    CHECK_EQ(p.remove_rc, 0);
     CHECK_EQ(ioloop_poll(p.l, 0), 0);
-    CHECK_EQ(ioloop_remove(p.l, p.fd[0]) + ioloop_remove(p.l, p.fd[1]), -ENOENT);
-    ioloop_destroy(p.l);
-    close(p.fd[0]);
-    close(p.fd[1]);
-    close(p.done_fd);
+    pair_check_and_free(&p);
 }
 
 /* Inline, a callback that stops its loop ends it after that batch, as a thread would. */
