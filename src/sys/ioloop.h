@@ -47,7 +47,9 @@ void ioloop_destroy(struct ioloop *l);
  * ioloop_poll or ioloop_poll_inline, so a test drives a device step by step with no thread
  * wake-ups, and the device (which only sees the calls above) cannot tell the difference.
  * Callbacks may add, modify and remove fds and stop their own loop, as on a thread; they must
- * not create, start or destroy inline loops. Off by default; revirter never turns it on.
+ * not create, start, destroy or stop other inline loops (a stop from outside waits for
+ * ioloop_poll_inline, which is running the callback). Off by default; revirter never turns it
+ * on.
  */
 /* Whether loops created from now on are inline (a process-wide setting). */
 void ioloop_set_inline(bool on);
