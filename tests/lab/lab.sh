@@ -19,6 +19,8 @@
 #              LAB_SMP     L1 vCPUs (default 2)
 #              LAB_TIMEOUT seconds before L1 is killed (default 600)
 #              LAB_CPU     QEMU -cpu for L1 (default EPYC,+svm,+npt; "max" is ~4x slower)
+#              LAB_ACCEL   QEMU -accel for L1 (default tcg,thread=multi: one host thread per
+#                          L1 CPU; tcg,thread=single runs them in turn on one)
 #              LAB_APPEND  extra L1 kernel command-line arguments
 #              LAB_MODULES extra L1 modules (dependencies are resolved from modules.dep)
 #              LAB_STALL   seconds without L1's heartbeat before it counts as frozen (120)
@@ -147,7 +149,7 @@ run() {
     start=$(date +%s)
     # In the background so that a signal to this script can stop it (timeout makes its own
     # process group, so a terminal's Ctrl-C would not reach QEMU).
-    timeout -k 10 "$tmo" qemu-system-x86_64 -accel tcg,thread=multi -cpu "$cpu" \
+    timeout -k 10 "$tmo" qemu-system-x86_64 -accel "${LAB_ACCEL:-tcg,thread=multi}" -cpu "$cpu" \
         -smp "$smp" -m "$mem" -display none -nodefaults -no-reboot \
         -serial stdio -serial "file:$tmp/status" \
         -monitor "unix:$mon,server,nowait" \
