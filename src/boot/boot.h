@@ -57,7 +57,7 @@
 #include <stdint.h>
 
 #include "revirt/hav.h"
-#include "vmm/guest_mem.h"
+#include "core/guest_mem.h"
 
 /*
  * Guest-physical layout

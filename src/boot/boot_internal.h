@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "boot.h"
-#include "vmm/le.h" /* le_get16 .. le_put64 for the images' headers */
+#include "lib/le.h" /* le_get16 .. le_put64 for the images' headers */
 
 #define BOOT_PAGE 0x1000ull
 

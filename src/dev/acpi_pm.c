@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "vmm/le.h"
+#include "lib/le.h"
 
 /* PM1 status / enable bits (ACPI 6.5 Tables 4.16, 4.17). */
 #define PM1_TMR (1u << 0)

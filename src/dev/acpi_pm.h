@@ -3,9 +3,9 @@
 #ifndef REVIRT_DEV_ACPI_PM_H
 #define REVIRT_DEV_ACPI_PM_H
 
-#include "vmm/acpi.h"
-#include "vmm/bus.h"
-#include "vmm/irq.h"
+#include "acpi/acpi.h"
+#include "core/bus.h"
+#include "core/irq.h"
 
 struct acpi_pm;
 

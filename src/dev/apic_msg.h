@@ -21,19 +21,19 @@ enum apic_delivery {
 enum apic_shorthand {
     APIC_SH_NONE = 0,
     APIC_SH_SELF = 1,
-    APIC_SH_ALL = 2,          /* all including self */
+    APIC_SH_ALL = 2, /* all including self */
     APIC_SH_ALL_BUT_SELF = 3,
 };
 
 struct apic_msg {
     uint8_t vector;
     enum apic_delivery delivery;
-    bool logical;               /* destination mode: logical (true) or physical */
-    bool level;                 /* trigger mode: level (true) or edge */
-    bool assert;                /* level: assert (INIT level de-assert has assert = false) */
+    bool logical; /* destination mode: logical (true) or physical */
+    bool level;   /* trigger mode: level (true) or edge */
+    bool assert;  /* level: assert (INIT level de-assert has assert = false) */
     enum apic_shorthand shorthand;
-    uint32_t dest;              /* 8-bit xAPIC ID / logical mask, or 32-bit x2APIC */
-    bool x2apic;                /* dest is a 32-bit x2APIC destination */
+    uint32_t dest; /* 8-bit xAPIC ID / logical mask, or 32-bit x2APIC */
+    bool x2apic;   /* dest is a 32-bit x2APIC destination */
 };
 
 /* MSI address/data (SDM vol. 3A §11.11.1, §11.11.2) as an APIC message. False when address

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/le.h"
+#include "lib/le.h"
 
 struct debug_exit {
     struct bus *pio;

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "vmm/bus.h"
+#include "core/bus.h"
 
 #define DEBUG_EXIT_PORT 0xf4
 

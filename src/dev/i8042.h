@@ -3,8 +3,8 @@
 #ifndef REVIRT_DEV_I8042_H
 #define REVIRT_DEV_I8042_H
 
-#include "vmm/bus.h"
-#include "vmm/irq.h"
+#include "core/bus.h"
+#include "core/irq.h"
 
 #define I8042_DATA_PORT 0x60
 #define I8042_CMD_PORT 0x64 /* status on read */

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "vmm/bus.h"
+#include "core/bus.h"
 
 #define RTC_PORT 0x70
 #define RTC_CENTURY_INDEX 0x32 /* named by the FADT CENTURY field */

@@ -6,9 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/bus.h"
-#include "vmm/irq.h"
-#include "vmm/sink.h"
+#include "core/bus.h"
+#include "core/irq.h"
+#include "core/sink.h"
 
 #define SERIAL_COM1_PORT 0x3f8
 #define SERIAL_COM1_IRQ 4

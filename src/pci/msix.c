@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "sys/ratelimit.h"
-#include "vmm/le.h"
+#include "lib/le.h"
 
 /* Capability layout (PCI Local Bus 3.0 §6.8.2.1-6.8.2.5). */
 #define CAP_LEN 12

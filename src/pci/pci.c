@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/le.h"
+#include "lib/le.h"
 
 /* Configuration mechanism #1 (PCI Local Bus 3.0 §3.2.2.3.2). */
 #define PCI_CONFIG_ADDRESS 0xcf8

@@ -10,10 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/acpi.h"
-#include "vmm/bus.h"
-#include "vmm/irq.h"
-#include "vmm/msi.h"
+#include "acpi/acpi.h"
+#include "acpi/aml.h"
+#include "core/bus.h"
+#include "core/irq.h"
+#include "core/msi.h"
 
 #define PCI_CFG_SIZE 256u /* conventional configuration space (no ECAM) */
 #define PCI_NUM_BARS 6u

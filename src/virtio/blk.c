@@ -6,10 +6,10 @@
 #include "blk.h"
 
 #include "sys/ioloop.h"
-#include "sys/iov.h"
+#include "lib/iov.h"
 #include "sys/ratelimit.h"
 #include "sys/workpool.h"
-#include "vmm/le.h"
+#include "lib/le.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -7,8 +7,8 @@
 #include "console.h"
 
 #include "sys/ioloop.h"
-#include "sys/iov.h"
-#include "vmm/le.h"
+#include "lib/iov.h"
+#include "lib/le.h"
 
 #include <errno.h>
 #include <pthread.h>

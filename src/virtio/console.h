@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "virtio.h"
-#include "vmm/sink.h"
+#include "core/sink.h"
 
 struct virtio_console_config {
     /* Where guest output goes (the terminal). Called on the device's loop thread, or on the

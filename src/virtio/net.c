@@ -5,8 +5,8 @@
  * transmit chains. The backends (net_tap.c, net_vhost.c, net_slirp.c) move the packets. */
 #include "net_backend.h"
 
-#include "sys/iov.h"
-#include "vmm/le.h"
+#include "lib/iov.h"
+#include "lib/le.h"
 
 #include <errno.h>
 #include <linux/if_tun.h>

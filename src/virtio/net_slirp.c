@@ -5,7 +5,7 @@
  * eventfd, with slirp's timers kept in a list and folded into the poll timeout. */
 #include "net_backend.h"
 
-#include "sys/iov.h"
+#include "lib/iov.h"
 #include "sys/ratelimit.h"
 
 #include <errno.h>

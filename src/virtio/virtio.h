@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "virtqueue.h"
-#include "vmm/guest_mem.h"
+#include "core/guest_mem.h"
 
 #define VIRTIO_MAX_QUEUES 8u
 

@@ -4,7 +4,7 @@
 #include "virtio_pci.h"
 
 #include "pci/msix.h"
-#include "vmm/le.h"
+#include "lib/le.h"
 
 #include <errno.h>
 #include <stdlib.h>

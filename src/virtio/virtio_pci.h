@@ -7,7 +7,7 @@
 
 #include "pci/pci.h"
 #include "virtio.h"
-#include "vmm/msi.h"
+#include "core/msi.h"
 
 struct virtio_pci;
 

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "vmm/guest_mem.h"
+#include "core/guest_mem.h"
 
 #define VIRTQ_MAX_SIZE 1024u /* largest queue size a device may offer */
 #define VIRTQ_MAX_CHAIN 256u /* longest chain accepted, indirect tables included */

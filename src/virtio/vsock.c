@@ -6,7 +6,7 @@
 #include "vsock_conn.h"
 
 #include "sys/ioloop.h"
-#include "vmm/le.h"
+#include "lib/le.h"
 
 #include <errno.h>
 #include <stddef.h>

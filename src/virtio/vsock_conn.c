@@ -4,7 +4,7 @@
 #include "vsock_conn.h"
 
 #include "sys/ioloop.h"
-#include "sys/iov.h"
+#include "lib/iov.h"
 
 #include <endian.h>
 #include <errno.h>

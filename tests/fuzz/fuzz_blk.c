@@ -39,7 +39,7 @@
 #include "../unit/virtio/vdriver.h"
 #include "fuzz_inline.h"
 #include "virtio/blk.h"
-#include "vmm/le.h"
+#include "lib/le.h"
 
 #define FUZZ_RAM (4ull << 20)
 #define CAPACITY 128u /* sectors: a 64 KiB image */

@@ -45,7 +45,7 @@
 #include "../unit/virtio/vdriver.h"
 #include "fuzz_inline.h"
 #include "virtio/net_backend.h"
-#include "vmm/le.h"
+#include "lib/le.h"
 
 #define RAM (4ull << 20)
 #define ARENA (256u << 10)

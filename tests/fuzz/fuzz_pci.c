@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "pci/msix.h"
-#include "vmm/le.h"
+#include "lib/le.h"
 
 #define NVEC 8
 #define BAR0_SIZE 0x4000u

@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "virtio/virtqueue.h"
-#include "vmm/le.h"
+#include "lib/le.h"
 
 #define HDR_SIZE 16u
 #define RAM_GPA 0x1000ull

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Bus dispatch: the right device sees the right offset; overlaps and misses are reported. */
 #include "check.h"
-#include "vmm/bus.h"
+#include "core/bus.h"
 
 #include <errno.h>
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* revirter's command line: good flags parse, every bad one gets a message naming the flag. */
 #include "check.h"
-#include "vmm/cli.h"
+#include "revirter/cli.h"
 
 #include <stdarg.h>
 

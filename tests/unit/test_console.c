@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The console escape filter: Ctrl-A x quits, Ctrl-A Ctrl-A passes one Ctrl-A, state carries. */
 #include "check.h"
-#include "vmm/console.h"
+#include "revirter/console.h"
 
 static void test_filter(void)
 {

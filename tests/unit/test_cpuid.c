@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Per-vCPU CPUID: APIC IDs, topology leaves and the hypervisor leaf. */
 #include "check.h"
-#include "vmm/cpuid.h"
+#include "board/pc/cpuid.h"
 
 static int table(struct hav_cpuid_entry *e)
 {

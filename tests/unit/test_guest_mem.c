@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Guest-memory accessor: in-range access works, everything else (edges, overflow) misses. */
 #include "check.h"
-#include "vmm/guest_mem.h"
+#include "core/guest_mem.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "boot/boot.h"
-#include "vmm/le.h" /* le_get16 .. le_put64 for the images' headers */
+#include "lib/le.h" /* le_get16 .. le_put64 for the images' headers */
 
 /* ---------------------------------------------------------------- guest RAM */
 

@@ -11,8 +11,9 @@
 #include <unistd.h>
 
 #include "pci/pci.h"
-#include "vmm/acpi.h"
-#include "vmm/le.h"
+#include "acpi/aml.h"
+#include "board/pc/acpi_tables.h"
+#include "lib/le.h"
 
 #define MEM_SIZE (2u << 20)
 

@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "dev/acpi_pm.h"
-#include "vmm/le.h"
+#include "lib/le.h"
 
 static struct bus pio;
 static int power_offs, resets;

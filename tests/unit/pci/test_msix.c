@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "pci/msix.h"
-#include "vmm/le.h"
+#include "lib/le.h"
 
 #define NVEC 4
 #define TABLE_OFF 0x000

@@ -8,7 +8,7 @@
 
 #include "dev/acpi_pm.h"
 #include "pci/pci.h"
-#include "vmm/le.h"
+#include "lib/le.h"
 
 #define CF8 0xcf8
 #define CFC 0xcfc

@@ -5,7 +5,7 @@
 #include "vdriver.h"
 
 #include "virtio/blk.h"
-#include "vmm/le.h"
+#include "lib/le.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,7 +2,7 @@
 /* Segment lists as byte streams: reads, writes and slices across segment boundaries, empty
  * segments, and ranges running past the end. */
 #include "../check.h"
-#include "sys/iov.h"
+#include "lib/iov.h"
 
 #include <stdint.h>
 

@@ -8,7 +8,7 @@
 #include "vdriver.h"
 
 #include "virtio/net_backend.h"
-#include "vmm/le.h"
+#include "lib/le.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

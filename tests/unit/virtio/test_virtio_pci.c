@@ -14,7 +14,7 @@
 #include "virtio/rng.h"
 #include "virtio/vsock.h"
 #include "virtio/virtio_pci.h"
-#include "vmm/le.h"
+#include "lib/le.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,7 +3,7 @@
  */
 #include "../check.h"
 #include "virtio/virtqueue.h"
-#include "vmm/le.h"
+#include "lib/le.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Message-signalled interrupts and guest-write notifiers as devices see them: small tables of
  * callbacks the VMM fills from the HAV API, so PCI and virtio code never sees HAV types. */
-#ifndef REVIRT_VMM_MSI_H
-#define REVIRT_VMM_MSI_H
+#ifndef REVIRT_CORE_MSI_H
+#define REVIRT_CORE_MSI_H
 
 #include <stdint.h>
 

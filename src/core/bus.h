@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Address buses (port I/O and MMIO): devices register ranges, vCPU exits are dispatched here. */
-#ifndef REVIRT_VMM_BUS_H
-#define REVIRT_VMM_BUS_H
+#ifndef REVIRT_CORE_BUS_H
+#define REVIRT_CORE_BUS_H
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* An interrupt line as a device sees it: one callback, so devices never see the HAV API. */
-#ifndef REVIRT_VMM_IRQ_H
-#define REVIRT_VMM_IRQ_H
+#ifndef REVIRT_CORE_IRQ_H
+#define REVIRT_CORE_IRQ_H
 
 #include <stdbool.h>
 

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* revirter's command line: parsing into a struct vmm_config, with one-line errors. */
-#ifndef REVIRT_VMM_CLI_H
-#define REVIRT_VMM_CLI_H
+#ifndef REVIRT_REVIRTER_CLI_H
+#define REVIRT_REVIRTER_CLI_H
 
 #include <stddef.h>
 
-#include "config.h"
+#include "board/pc/config.h"
 
 enum cli_action { CLI_RUN, CLI_HELP, CLI_VERSION, CLI_ERROR };
 

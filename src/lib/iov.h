@@ -2,8 +2,8 @@
 /* Segment lists (struct iovec) read and written as one stream of bytes: a virtqueue chain's
  * buffers, whose layout the driver chooses, so a field may start in any segment and span several.
  */
-#ifndef REVIRT_SYS_IOV_H
-#define REVIRT_SYS_IOV_H
+#ifndef REVIRT_LIB_IOV_H
+#define REVIRT_LIB_IOV_H
 
 #include <stddef.h>
 #include <sys/uio.h>

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A byte sink: where a device's output goes (a terminal, a file) without the device seeing fds
  * or threads. */
-#ifndef REVIRT_VMM_SINK_H
-#define REVIRT_VMM_SINK_H
+#ifndef REVIRT_CORE_SINK_H
+#define REVIRT_CORE_SINK_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* What the user asked revirter for: one place the CLI (and later the REST API) fills. */
-#ifndef REVIRT_VMM_CONFIG_H
-#define REVIRT_VMM_CONFIG_H
+#ifndef REVIRT_BOARD_PC_CONFIG_H
+#define REVIRT_BOARD_PC_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>

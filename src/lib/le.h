@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Little-endian loads and stores on byte arrays, for everything the guest sees. */
-#ifndef REVIRT_VMM_LE_H
-#define REVIRT_VMM_LE_H
+#ifndef REVIRT_LIB_LE_H
+#define REVIRT_LIB_LE_H
 
 #include <stdint.h>
 

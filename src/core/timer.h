@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Time as device models see it: a monotonic clock and one-shot timers behind a table of
  * callbacks, so models (PIT, local APIC timer) never own threads and unit tests drive time. */
-#ifndef REVIRT_VMM_TIMER_H
-#define REVIRT_VMM_TIMER_H
+#ifndef REVIRT_CORE_TIMER_H
+#define REVIRT_CORE_TIMER_H
 
 #include <stdint.h>
 

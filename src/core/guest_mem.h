@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Guest-physical memory as the VMM sees it: the one place guest addresses are bounds-checked. */
-#ifndef REVIRT_VMM_GUEST_MEM_H
-#define REVIRT_VMM_GUEST_MEM_H
+#ifndef REVIRT_CORE_GUEST_MEM_H
+#define REVIRT_CORE_GUEST_MEM_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The host side of the guest's console: stdin in raw mode feeding the UART, with an escape. */
-#ifndef REVIRT_VMM_CONSOLE_H
-#define REVIRT_VMM_CONSOLE_H
+#ifndef REVIRT_REVIRTER_CONSOLE_H
+#define REVIRT_REVIRTER_CONSOLE_H
 
 #include <stddef.h>
 #include <stdint.h>

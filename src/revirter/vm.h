@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* One virtual machine as revirter runs it: RAM, buses, platform devices, vCPU threads. */
-#ifndef REVIRT_VMM_VM_H
-#define REVIRT_VMM_VM_H
+#ifndef REVIRT_REVIRTER_VM_H
+#define REVIRT_REVIRTER_VM_H
 
-#include "config.h"
+#include "board/pc/config.h"
 
 #include <stdbool.h>
 

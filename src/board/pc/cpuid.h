@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The CPUID table a vCPU sees: the backend's supported set plus topology and identity. */
-#ifndef REVIRT_VMM_CPUID_H
-#define REVIRT_VMM_CPUID_H
+#ifndef REVIRT_BOARD_PC_CPUID_H
+#define REVIRT_BOARD_PC_CPUID_H
 
 #include <revirt/hav.h>
 
