@@ -26,6 +26,9 @@ const char cli_usage[] =
     "  --on-reboot=ACTION   exit (default) or restart when the guest reboots\n"
     "  --debug-exit         port 0xf4 ends the VM with status (value << 1) | 1\n"
     "  --hav NAME           virtualization backend (default: auto, or $REVIRT_HAV)\n"
+    "  --irqchip=MODE       kernel: the backend's interrupt controllers and PIT; user:\n"
+    "                       revirter's own (local APICs, IOAPIC, PICs, PIT); default:\n"
+    "                       kernel where the backend has them, else user\n"
     "  --serial2 PATH       COM2 (16550A at 0x2f8, IRQ 3, the guest's ttyS1): its output is\n"
     "                       written to PATH (created or truncated at start, kept across\n"
     "                       guest reboots); it has no input\n"
@@ -169,8 +172,8 @@ enum cli_action cli_parse(int argc, char *const *argv, struct vmm_config *cfg, c
             continue;
         }
         static const char *const with_value[] = {
-            "--kernel", "--initrd", "--cmdline", "--cpus",    "--memory", "--on-reboot",
-            "--hav",    "--disk",   "--net",     "--console", "--vsock",  "--serial2"};
+            "--kernel", "--initrd", "--cmdline", "--cpus",  "--memory",  "--on-reboot", "--hav",
+            "--disk",   "--net",    "--console", "--vsock", "--serial2", "--irqchip"};
         const char *flag = NULL;
         for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
             if (is_flag(a, with_value[k]))
@@ -229,6 +232,13 @@ enum cli_action cli_parse(int argc, char *const *argv, struct vmm_config *cfg, c
             if (m % 4096)
                 return fail(err, err_len, "--memory: %s is not a multiple of 4K", v);
             cfg->memory = m;
+        } else if (!strcmp(flag, "--irqchip")) {
+            if (!strcmp(v, "kernel"))
+                cfg->irqchip = VMM_IRQCHIP_KERNEL;
+            else if (!strcmp(v, "user"))
+                cfg->irqchip = VMM_IRQCHIP_USER;
+            else
+                return fail(err, err_len, "--irqchip: '%s' is not 'kernel' or 'user'", v);
         } else if (!strcmp(flag, "--on-reboot")) {
             if (!strcmp(v, "exit"))
                 cfg->on_reboot = VMM_REBOOT_EXIT;

@@ -32,6 +32,11 @@ static void test_good(void)
     CHECK(c.debug_exit, "debug exit");
     CHECK_EQ(parse(&c, err, 4, "revirter", "run", "--kernel", "k"), CLI_RUN);
     CHECK(c.cpus == 1 && c.memory == 256ull << 20 && !c.initrd && !c.debug_exit, "defaults");
+    CHECK_EQ(c.irqchip, VMM_IRQCHIP_AUTO);
+    CHECK_EQ(parse(&c, err, 5, "revirter", "run", "--kernel", "k", "--irqchip=user"), CLI_RUN);
+    CHECK_EQ(c.irqchip, VMM_IRQCHIP_USER);
+    CHECK_EQ(parse(&c, err, 6, "revirter", "run", "--kernel", "k", "--irqchip", "kernel"), CLI_RUN);
+    CHECK_EQ(c.irqchip, VMM_IRQCHIP_KERNEL);
     CHECK_EQ(parse(&c, err, 2, "revirter", "--help"), CLI_HELP);
     CHECK_EQ(parse(&c, err, 2, "revirter", "--version"), CLI_VERSION);
     CHECK_EQ(parse(&c, err, 3, "revirter", "run", "--help"), CLI_HELP);
@@ -61,6 +66,8 @@ static void test_bad(void)
     bad("huge memory", "too large", 6, "--kernel", "k", "--memory", "2T");
     bad("odd memory", "multiple of 4K", 6, "--kernel", "k", "--memory", "16777217");
     bad("bad reboot", "--on-reboot: 'later'", 5, "--kernel", "k", "--on-reboot=later", NULL);
+    bad("bad irqchip", "--irqchip: 'split' is not", 5, "--kernel", "k", "--irqchip=split", NULL);
+    bad("empty irqchip", "--irqchip: needs a value", 5, "--kernel", "k", "--irqchip", NULL);
     bad("empty kernel", "--kernel: empty", 3, "--kernel=", NULL, NULL, NULL);
     bad("unknown backend", "--hav: no HAV backend named 'nosuch'", 6, "--kernel", "k", "--hav",
         "nosuch");

@@ -26,7 +26,7 @@ static struct hav_cpuid_entry *find(struct hav_cpuid_entry *e, int n, uint32_t f
 static void test_topology(void)
 {
     struct hav_cpuid_entry e[HAV_CPUID_MAX];
-    int n = vmm_cpuid_patch(e, table(e), 2, 3);
+    int n = vmm_cpuid_patch(e, table(e), 2, 3, false);
     struct hav_cpuid_entry *l1 = find(e, n, 1, 0), *l4 = find(e, n, 4, 0);
     CHECK_EQ(l1->ebx >> 24, 2);          /* APIC ID */
     CHECK_EQ((l1->ebx >> 16) & 0xff, 3); /* logical processors */
@@ -49,7 +49,7 @@ static void test_single_and_kept_signature(void)
     struct hav_cpuid_entry e[HAV_CPUID_MAX];
     int n = table(e);
     e[n++] = (struct hav_cpuid_entry){.function = 0x40000000, .ebx = 0x4b4d564b};
-    n = vmm_cpuid_patch(e, n, 0, 1);
+    n = vmm_cpuid_patch(e, n, 0, 1, false);
     CHECK(!(find(e, n, 1, 0)->edx & (1u << 28)), "no HTT with one vCPU");
     CHECK_EQ(find(e, n, 0x40000000, 0)->ebx, 0x4b4d564b); /* the backend's leaf is kept */
     int leaves = 0;
@@ -58,8 +58,29 @@ static void test_single_and_kept_signature(void)
     CHECK_EQ(leaves, 1);
 }
 
+/* With revirter's own platform the backend's hypervisor leaves go (the guest would look for
+ * kvm-clock and PV EOI behind them), Revirt's signature stands in, and TSC-deadline is off. */
+static void test_own_platform(void)
+{
+    struct hav_cpuid_entry e[HAV_CPUID_MAX];
+    int n = table(e);
+    e[0].ecx |= 1u << 24;
+    e[n++] = (struct hav_cpuid_entry){.function = 0x40000000, .eax = 0x40000001, .ebx = 0x4b4d564b};
+    e[n++] = (struct hav_cpuid_entry){.function = 0x40000001, .eax = 0x01007afb};
+    e[n++] = (struct hav_cpuid_entry){.function = 0x80000001, .ecx = 0x123};
+    n = vmm_cpuid_patch(e, n, 1, 2, true);
+    CHECK(find(e, n, 0x40000001, 0) == NULL, "KVM feature leaf removed");
+    struct hav_cpuid_entry *hv = find(e, n, 0x40000000, 0);
+    CHECK(hv && !memcmp(&hv->ebx, "Revi", 4), "Revirt signature");
+    CHECK(!(find(e, n, 1, 0)->ecx & (1u << 24)), "no TSC-deadline");
+    CHECK_EQ(find(e, n, 1, 0)->ebx >> 24, 1);
+    CHECK_EQ(find(e, n, 0x80000001, 0)->ecx, 0x123); /* other leaves kept */
+    CHECK_EQ(n, table(e) + 2);
+}
+
 int main(void)
 {
+    RUN(test_own_platform);
     RUN(test_topology);
     RUN(test_single_and_kept_signature);
     return check_done();

@@ -18,6 +18,9 @@
 
 enum vmm_on_reboot { VMM_REBOOT_EXIT, VMM_REBOOT_RESTART };
 enum vmm_console { VMM_CONSOLE_SERIAL, VMM_CONSOLE_VIRTIO };
+/* Where the interrupt controllers and the PIT live: AUTO picks KERNEL when the backend has them
+ * (HAV_CAP_IRQCHIP and HAV_CAP_PIT), else USER (revirter's own models, src/dev). */
+enum vmm_irqchip { VMM_IRQCHIP_AUTO, VMM_IRQCHIP_KERNEL, VMM_IRQCHIP_USER };
 
 struct vmm_config {
     const char *kernel;
@@ -27,7 +30,8 @@ struct vmm_config {
     uint64_t memory; /* bytes */
     enum vmm_on_reboot on_reboot;
     bool debug_exit;
-    const char *hav;     /* backend name, NULL for auto */
+    const char *hav; /* backend name, NULL for auto */
+    enum vmm_irqchip irqchip;
     const char *serial2; /* COM2's output file (truncated at start), NULL: no COM2 */
     /* virtio devices on PCI, in command-line order */
     struct virtio_blk_config disks[VMM_MAX_DISKS];

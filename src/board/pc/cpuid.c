@@ -14,10 +14,21 @@ static unsigned bits_for(unsigned n)
     return b;
 }
 
-int vmm_cpuid_patch(struct hav_cpuid_entry *e, int n, unsigned index, unsigned count)
+int vmm_cpuid_patch(struct hav_cpuid_entry *e, int n, unsigned index, unsigned count,
+                    bool own_platform)
 {
     unsigned core_bits = bits_for(count);
     bool have_hv_leaf = false;
+    if (own_platform) {
+        /* The backend's hypervisor leaves describe its paravirtual devices (KVM: kvm-clock, PV
+         * EOI, PV IPIs, which need its in-kernel local APIC); with revirter's own platform the
+         * guest must not look for them, as on a backend that has none. */
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if ((e[i].function & 0xffffff00u) != 0x40000000u)
+                e[m++] = e[i];
+        n = m;
+    }
     for (int i = 0; i < n; i++) {
         struct hav_cpuid_entry *c = &e[i];
         switch (c->function) {
@@ -28,6 +39,11 @@ int vmm_cpuid_patch(struct hav_cpuid_entry *e, int n, unsigned index, unsigned c
             if (count > 1)
                 c->edx |= 1u << 28;
             c->ecx |= 1u << 31;
+            /* ECX bit 24, TSC-deadline timer: revirter's local APIC offers one-shot and
+             * periodic modes only (a deadline in guest TSC units needs the backend's TSC
+             * offset and rate, which the HAV API does not give yet). */
+            if (own_platform)
+                c->ecx &= ~(1u << 24);
             break;
         case 4:
             /* EAX[31:26]: cores per package - 1; [25:14]: threads sharing this cache - 1
@@ -75,11 +91,11 @@ int vmm_cpuid_patch(struct hav_cpuid_entry *e, int n, unsigned index, unsigned c
     return n;
 }
 
-int vmm_cpuid_build(struct hav_backend *b, unsigned index, unsigned count,
+int vmm_cpuid_build(struct hav_backend *b, unsigned index, unsigned count, bool own_platform,
                     struct hav_cpuid_entry *e)
 {
     int n = hav_supported_cpuid(b, e, HAV_CPUID_MAX - 1);
     if (n < 0)
         return n;
-    return vmm_cpuid_patch(e, n, index, count);
+    return vmm_cpuid_patch(e, n, index, count, own_platform);
 }

@@ -5,12 +5,16 @@
 
 #include <revirt/hav.h>
 
+#include <stdbool.h>
+
 /* Fill e (room for HAV_CPUID_MAX) for vCPU index of count, one core per vCPU in one package.
- * Returns the number of entries or -errno. */
+ * own_platform: the interrupt controllers and timers are revirter's, not the backend's (no
+ * backend hypervisor leaves, no TSC-deadline timer). Returns the number of entries or -errno. */
 HAV_MUST_CHECK int vmm_cpuid_build(struct hav_backend *b, unsigned index, unsigned count,
-                                   struct hav_cpuid_entry *e);
+                                   bool own_platform, struct hav_cpuid_entry *e);
 
 /* Adjust a supported table in place for one vCPU (split out so unit tests need no backend). */
-int vmm_cpuid_patch(struct hav_cpuid_entry *e, int n, unsigned index, unsigned count);
+int vmm_cpuid_patch(struct hav_cpuid_entry *e, int n, unsigned index, unsigned count,
+                    bool own_platform);
 
 #endif

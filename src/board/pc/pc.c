@@ -212,6 +212,18 @@ int pc_start(struct pc *pc)
                  hav_backend_name(pc->b), hav_max_vcpus(pc->b));
         return -ENOTSUP;
     }
+    bool has_kernel_chip = (hav_caps(pc->b) & (HAV_CAP_IRQCHIP | HAV_CAP_PIT)) ==
+                           (HAV_CAP_IRQCHIP | HAV_CAP_PIT);
+    if (cfg->irqchip == VMM_IRQCHIP_KERNEL && !has_kernel_chip) {
+        pc_error("--irqchip=kernel: the %s backend has no in-kernel interrupt controllers and PIT",
+                 hav_backend_name(pc->b));
+        return -ENOTSUP;
+    }
+    pc->user_irqchip = cfg->irqchip == VMM_IRQCHIP_USER || !has_kernel_chip;
+    if (pc->user_irqchip) {
+        pc_error("--irqchip=user: revirter's own interrupt controllers are not built in yet");
+        return -ENOTSUP;
+    }
     if (hav_vm_create(pc->b, &vc, &pc->hvm) < 0) {
         pc_error("%s", hav_last_error());
         return -ENODEV;
@@ -230,7 +242,7 @@ int pc_vcpu_setup(struct pc *pc, struct hav_vcpu *v, unsigned index)
     if (!cpuid)
         return -ENOMEM;
     int n, r;
-    if ((n = r = vmm_cpuid_build(pc->b, index, pc->cfg->cpus, cpuid)) >= 0 &&
+    if ((n = r = vmm_cpuid_build(pc->b, index, pc->cfg->cpus, pc->user_irqchip, cpuid)) >= 0 &&
         (r = hav_vcpu_set_cpuid(v, cpuid, (unsigned)n)) == 0 && index == 0)
         r = hav_vcpu_set_state(v, pc->boot, HAV_X86_GPRS | HAV_X86_SEGS | HAV_X86_CRS);
     free(cpuid);

@@ -68,6 +68,7 @@ struct pc {
     uint64_t gsi_used[HAV_MAX_GSI / 64]; /* MSI vectors: GSIs from 24 up */
     struct hav_x86_state *boot;          /* vCPU 0's start state, set by the kernel loader */
     bool bad_input;                      /* set-up failed on something named on the command line */
+    bool user_irqchip; /* revirter's own interrupt controllers and PIT (src/dev) */
 };
 
 /* Build everything that needs no backend: images, guest RAM in host memory, devices with their
