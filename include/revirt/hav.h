@@ -16,10 +16,12 @@
  * buffer read with hav_last_error(). Nothing is half-done on failure.
  *
  * Threads: a vCPU belongs to the thread that runs it. hav_vcpu_run, hav_vcpu_get_state,
- * hav_vcpu_set_state, hav_vcpu_set_cpuid and hav_vcpu_inject_irq must be called from that one
- * thread (the backend may bind the vCPU to it). hav_vcpu_kick is the exception: any thread may
- * call it at any time while the vCPU exists, and the thread that runs the vCPU must not exit
- * before the vCPU is destroyed (a kick may signal it). Backends may use SIGUSR2 to interrupt a
+ * hav_vcpu_set_state, hav_vcpu_set_cpuid, hav_vcpu_inject_irq, hav_vcpu_inject_nmi and
+ * hav_vcpu_set_cr8 must be called from that one thread (the backend may bind the vCPU to it);
+ * the HAV layer refuses the last three with -EPERM from any thread but the one that ran the
+ * vCPU last (before its first run, any thread may prepare it). hav_vcpu_kick is the exception: any
+ * thread may call it at any time while the vCPU exists, and the thread that runs the vCPU must not
+ * exit before the vCPU is destroyed (a kick may signal it). Backends may use SIGUSR2 to interrupt a
  * running vCPU; the VMM must leave that signal alone. VM-level calls (memory, interrupt lines, MSI,
  * notifiers, dirty log) may be made from any thread; the backend serialises them, but the caller
  * must not detach memory a device is still using.
@@ -30,6 +32,50 @@
  *    places in exit->u.hypercall.ret is returned in RAX. The struct hav_exit that reported the
  *    call must stay valid until the next hav_vcpu_run. Works in any ring the guest lets do port
  *    I/O, and costs one exit like any port write.
+ *  - Native hypercall, only with HAV_CAP_HYPERCALL_NATIVE: VMCALL (Intel) or VMMCALL (AMD) with
+ *    RAX = call number and the arguments in RDI, RSI, RDX, R10, R8, R9 exits as
+ *    HAV_EXIT_HYPERCALL (args[0..5] in that order); the VMM's ret becomes RAX and the
+ *    instruction is complete at the next run. Without the capability the port form above is the
+ *    one that works everywhere; what VMCALL does then is the backend's business (often #UD or an
+ *    error code in RAX), so portable guests do not use it.
+ *
+ * The PC platform in user space (HAV_IRQCHIP_NONE): the VMM models the local APICs, IOAPIC, PIC
+ * and PIT itself. HAV then gives it, on every backend:
+ *  - Interrupts: hav_vcpu_inject_irq / hav_vcpu_request_irq_window (external interrupts) and,
+ *    with HAV_CAP_NMI, hav_vcpu_inject_nmi. The TPR: every exit reports CR8 (struct hav_exit's
+ *    cr8), and hav_vcpu_set_cr8 sets it for the next run, so the model keeps TPR/PPR right.
+ *  - HLT: a guest HLT returns HAV_EXIT_HLT; the HLT is then complete (RIP is past it). The VMM
+ *    does not run the vCPU again until its own models have something for it: it waits on its
+ *    own condition (a condvar, an eventfd, ... signalled by the device or timer thread), then
+ *    injects (hav_vcpu_inject_irq if hav_vcpu_irq_ready, else the interrupt window;
+ *    hav_vcpu_inject_nmi needs no window) and runs the vCPU again on its own thread. A guest
+ *    HLT with interrupts disabled and no NMI to come is a dead vCPU, which is the VMM's call.
+ *  - MSRs: with HAV_CAP_MSR_EXIT, an MSR the backend does not virtualize itself exits as
+ *    HAV_EXIT_MSR (see "MSRs" below); the local-APIC MSRs always do with HAV_IRQCHIP_NONE.
+ *  - Application processors: every vCPU is created runnable in the reset state and runs only
+ *    when its thread calls hav_vcpu_run; nothing in the backend starts or stops it. The VMM
+ *    parks an AP simply by not running it until its local APIC model sees the INIT and
+ *    STARTUP IPIs (ICR writes by another vCPU), then sets the start-up state (CS selector =
+ *    vector << 8, CS base = vector << 12, IP 0, real mode; Intel SDM vol. 3 §8.4.4 / §9.1, AMD
+ *    APM vol. 2 §16.5) with hav_x86_sipi_state and hav_vcpu_set_state, and runs it. INIT and
+ *    STARTUP after that (an AP re-started by the guest) are the same: the VMM stops running the
+ *    vCPU (hav_vcpu_kick) and sets the state again.
+ *
+ * MSRs: a backend virtualizes itself (holds them in the guest state, no exit, readable and
+ * writable through HAV_X86_MSRS) at least IA32_TSC (0x10), IA32_SYSENTER_CS/ESP/EIP
+ * (0x174-0x176), IA32_PAT (0x277), the MTRRs (IA32_MTRRCAP 0xfe, the variable and fixed ranges
+ * 0x200-0x26f, IA32_MTRR_DEF_TYPE 0x2ff), IA32_EFER, STAR, LSTAR, CSTAR, SFMASK
+ * (0xc0000080-0xc0000084), FS_BASE, GS_BASE, KERNEL_GS_BASE (0xc0000100-0xc0000102) and
+ * TSC_AUX (0xc0000103). It may virtualize more MSRs that belong to CPU features it exposes in
+ * CPUID (misc-enable, machine check, performance counters, speculation control, XSS, its own
+ * paravirtual MSRs, ...); docs/hav.md lists them per backend. The local-APIC MSRs,
+ * IA32_APIC_BASE (0x1b), IA32_TSC_DEADLINE (0x6e0) and the x2APIC range 0x800-0x8ff, belong to
+ * the interrupt controller: with HAV_IRQCHIP_KERNEL the backend handles them, with
+ * HAV_IRQCHIP_NONE it never does. With HAV_CAP_MSR_EXIT every RDMSR or WRMSR of an MSR the
+ * backend does not handle exits as HAV_EXIT_MSR, under either irqchip model; so may an access
+ * the backend refuses (say a reserved bit set in EFER), which the VMM normally answers with
+ * #GP. Without HAV_CAP_MSR_EXIT (or with it masked before the VM was created) such accesses
+ * never reach the VMM: the backend raises #GP in the guest.
  */
 
 #include <stdbool.h>
@@ -72,6 +118,9 @@ enum hav_cap {
     HAV_CAP_IRQ_NOTIFIER = 1u << 5, /* native: a write to an fd raises a GSI, no VMM thread */
     HAV_CAP_IO_NOTIFIER = 1u << 6,  /* native: a guest write signals an fd without an exit */
     HAV_CAP_XSAVE = 1u << 7,        /* HAV_X86_FPU carries the full XSAVE area and XCR0 */
+    HAV_CAP_MSR_EXIT = 1u << 8,     /* MSRs the backend does not virtualize exit (HAV_EXIT_MSR) */
+    HAV_CAP_NMI = 1u << 9,          /* hav_vcpu_inject_nmi */
+    HAV_CAP_HYPERCALL_NATIVE = 1u << 10, /* VMCALL/VMMCALL exit as HAV_EXIT_HYPERCALL */
 };
 
 /* Open a backend. name is "kvm", or NULL / "auto" for the first one that works on this machine.
@@ -97,7 +146,7 @@ unsigned hav_max_vcpus(const struct hav_backend *b);
 /* ---------------------------------------------------------------- VMs */
 
 enum hav_irqchip {
-    HAV_IRQCHIP_NONE,   /* the VMM injects interrupts itself with hav_vcpu_inject_irq */
+    HAV_IRQCHIP_NONE,   /* the VMM models the interrupt controllers and injects (see above) */
     HAV_IRQCHIP_KERNEL, /* PIC, IOAPIC and local APICs in the backend (needs HAV_CAP_IRQCHIP) */
 };
 
@@ -106,7 +155,8 @@ struct hav_vm_config {
     bool pit; /* in-kernel PIT on ports 0x40-0x43 (needs HAV_CAP_PIT and HAV_IRQCHIP_KERNEL) */
 };
 
-/* Create a VM. config may be NULL for no irqchip and no PIT. */
+/* Create a VM. config may be NULL for no irqchip and no PIT. Capabilities masked on b before
+ * this call are not used by the VM (e.g. no MSR exits without HAV_CAP_MSR_EXIT). */
 HAV_MUST_CHECK int hav_vm_create(struct hav_backend *b, const struct hav_vm_config *config,
                                  struct hav_vm **out);
 void hav_vm_destroy(struct hav_vm *vm);
@@ -253,7 +303,9 @@ struct hav_x86_state {
 /* ---------------------------------------------------------------- vCPUs */
 
 /* Create vCPU id (0 .. hav_max_vcpus-1; also its initial APIC ID). It starts in the
- * architectural reset state (real mode at F000:FFF0) and does not run until hav_vcpu_run. */
+ * architectural reset state (real mode at F000:FFF0) and does not run until hav_vcpu_run;
+ * with HAV_IRQCHIP_NONE it is runnable from the start (no wait-for-SIPI state in the backend:
+ * an AP waits by not being run, see "Application processors" above). */
 HAV_MUST_CHECK int hav_vcpu_create(struct hav_vm *vm, unsigned id, struct hav_vcpu **out);
 void hav_vcpu_destroy(struct hav_vcpu *vcpu);
 unsigned hav_vcpu_id(const struct hav_vcpu *vcpu);
@@ -285,6 +337,31 @@ void hav_vcpu_request_irq_window(struct hav_vcpu *vcpu, bool on);
 /* True when the guest can take an external interrupt now (RFLAGS.IF, no shadow, none queued). */
 bool hav_vcpu_irq_ready(const struct hav_vcpu *vcpu);
 
+/* Queue a non-maskable interrupt (HAV_IRQCHIP_NONE and HAV_CAP_NMI; -EINVAL / -ENOTSUP
+ * otherwise; -EPERM from a thread that is not the vCPU's). It needs no window: it is delivered
+ * through IDT vector 2 at the next instruction boundary of the next run, whatever RFLAGS.IF
+ * and CR8 say, and ends a HLT. While NMIs are blocked (from the delivery of one until the
+ * next IRET, or by HAV_X86_EVENTS' nmi_masked), one further NMI stays pending and is delivered
+ * right after that IRET; NMIs queued beyond that one merge into it, as on hardware. */
+HAV_MUST_CHECK int hav_vcpu_inject_nmi(struct hav_vcpu *vcpu);
+
+/* Set the guest's CR8 (the task-priority class, 0-15; -EINVAL above) for the next run, as a
+ * user-space local APIC does when the guest writes its TPR register by MMIO (HAV_IRQCHIP_NONE
+ * only, -EINVAL otherwise; -EPERM from a thread that is not the vCPU's). The value read by
+ * HAV_X86_CRS and reported in the next exit's cr8 is this one until the guest changes it. A
+ * later hav_vcpu_set_state of HAV_X86_CRS before the run replaces it with crs.cr8. */
+HAV_MUST_CHECK int hav_vcpu_set_cr8(struct hav_vcpu *vcpu, uint8_t cr8);
+
+/* Fill the HAV_X86_GPRS, HAV_X86_SEGS and HAV_X86_CRS groups of *st with the state an x86
+ * processor has after INIT followed by a STARTUP IPI with vector: real mode, CS selector
+ * vector << 8, CS base vector << 12, limit 0xffff, IP 0, RFLAGS 0x2, the other segments 0
+ * with limit 0xffff, CR0 0x60000010 (CD, NW, ET), CR2-CR4, CR8 and EFER 0, every GPR 0. It
+ * leaves crs.apic_base as it was (INIT does not change IA32_APIC_BASE: read it first with
+ * hav_vcpu_get_state), and EDX is 0, not the processor signature a real CPU leaves there.
+ * Backend-neutral, no vCPU involved; -EINVAL if st is NULL. Then
+ * hav_vcpu_set_state(ap, st, HAV_X86_GPRS | HAV_X86_SEGS | HAV_X86_CRS). */
+HAV_MUST_CHECK int hav_x86_sipi_state(struct hav_x86_state *st, uint8_t vector);
+
 /* ---------------------------------------------------------------- running */
 
 enum hav_exit_reason {
@@ -298,6 +375,7 @@ enum hav_exit_reason {
     HAV_EXIT_ENTRY_FAILED,   /* the hardware refused to enter the guest (bad state) */
     HAV_EXIT_INTERNAL_ERROR, /* the backend could not handle something the guest did */
     HAV_EXIT_KICKED,         /* hav_vcpu_kick, or a signal, interrupted the run */
+    HAV_EXIT_MSR,            /* RDMSR/WRMSR the backend does not handle (HAV_CAP_MSR_EXIT) */
 };
 
 enum hav_system_event { HAV_SYSTEM_RESET, HAV_SYSTEM_POWEROFF, HAV_SYSTEM_CRASH };
@@ -305,9 +383,22 @@ enum hav_system_event { HAV_SYSTEM_RESET, HAV_SYSTEM_POWEROFF, HAV_SYSTEM_CRASH 
 /* One exit, as plain values. For HAV_EXIT_IO and HAV_EXIT_MMIO, data points to a buffer owned
  * by the vCPU holding size*count (io) or len (mmio) bytes, little-endian: for a write it holds
  * what the guest wrote; for a read the caller stores the result there before the next
- * hav_vcpu_run, which completes the instruction. The pointer is valid until that run. */
+ * hav_vcpu_run, which completes the instruction. The pointer is valid until that run.
+ *
+ * HAV_EXIT_MSR: index and write say which access; for a write, value is what the guest wrote
+ * (EDX:EAX). For a read the caller stores the result in value (it is 0 at the exit); gp = true
+ * refuses either access with #GP(0) instead. The record is read at the next hav_vcpu_run,
+ * which completes the instruction (RIP past it, or the #GP delivered), so it must stay valid
+ * until then; a caller that changes nothing gives reads of 0 and ignored writes.
+ *
+ * cr8, if_flag and irq_ready are filled on every exit, whatever the reason: the guest's CR8,
+ * its RFLAGS.IF, and what hav_vcpu_irq_ready would answer then (meaningful with
+ * HAV_IRQCHIP_NONE). */
 struct hav_exit {
     enum hav_exit_reason reason;
+    uint8_t cr8; /* task priority, 0-15 */
+    bool if_flag;
+    bool irq_ready;
     union {
         struct {
             uint16_t port;
@@ -330,6 +421,12 @@ struct hav_exit {
         struct {
             enum hav_system_event type;
         } system;
+        struct {
+            uint32_t index; /* ECX */
+            bool write;     /* WRMSR */
+            bool gp;        /* set by the caller: #GP instead of completing the access */
+            uint64_t value; /* write: what the guest wrote; read: set by the caller */
+        } msr;
         struct {
             uint64_t code; /* hardware reason, as the backend reports it */
             char why[96];

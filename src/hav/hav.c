@@ -580,12 +580,73 @@ int hav_vcpu_set_cpuid(struct hav_vcpu *vcpu, const struct hav_cpuid_entry *entr
     return vcpu->vm->b->ops->set_cpuid(vcpu, entries, count);
 }
 
+/* The checks every vCPU-thread call for a user-space platform makes: a vCPU, no in-kernel
+ * irqchip, and the thread that last ran it (any thread before its first run). */
+static int check_user_platform(const struct hav_vcpu *vcpu, const char *what, const char *instead)
+{
+    if (!vcpu)
+        return hav_set_error(-EINVAL, "%s: vcpu is NULL", what);
+    if (vcpu->vm->irqchip != HAV_IRQCHIP_NONE)
+        return hav_set_error(-EINVAL, "%s: the VM has the in-kernel irqchip (%s)", what, instead);
+    if (atomic_load_explicit(&vcpu->has_owner, memory_order_acquire) &&
+        !pthread_equal(vcpu->owner, pthread_self()))
+        return hav_set_error(-EPERM,
+                             "%s: vCPU %u belongs to the thread that runs it; call it from "
+                             "there (hav_vcpu_kick to get that thread's attention)",
+                             what, vcpu->id);
+    return 0;
+}
+
 int hav_vcpu_inject_irq(struct hav_vcpu *vcpu, uint8_t vector)
 {
-    if (vcpu->vm->irqchip != HAV_IRQCHIP_NONE)
-        return hav_set_error(-EINVAL, "hav_vcpu_inject_irq: the in-kernel irqchip delivers "
-                                      "interrupts; raise a line or send an MSI instead");
-    return vcpu->vm->b->ops->inject_irq(vcpu, vector);
+    int r = check_user_platform(vcpu, "hav_vcpu_inject_irq",
+                                "it delivers interrupts; raise a line or send an MSI instead");
+    return r ? r : vcpu->vm->b->ops->inject_irq(vcpu, vector);
+}
+
+int hav_vcpu_inject_nmi(struct hav_vcpu *vcpu)
+{
+    int r = check_user_platform(vcpu, "hav_vcpu_inject_nmi",
+                                "send an MSI with delivery mode NMI instead");
+    if (!r && !(vcpu->vm->caps & HAV_CAP_NMI))
+        r = hav_set_error(-ENOTSUP, "hav_vcpu_inject_nmi: %s cannot inject NMIs",
+                          vcpu->vm->b->ops->name);
+    return r ? r : vcpu->vm->b->ops->inject_nmi(vcpu);
+}
+
+int hav_vcpu_set_cr8(struct hav_vcpu *vcpu, uint8_t cr8)
+{
+    int r = check_user_platform(vcpu, "hav_vcpu_set_cr8",
+                                "its local APIC owns the TPR; set HAV_X86_LAPIC instead");
+    if (!r && cr8 > 15)
+        r = hav_set_error(-EINVAL, "hav_vcpu_set_cr8: %u is not a priority class (0-15)", cr8);
+    return r ? r : vcpu->vm->b->ops->set_cr8(vcpu, cr8);
+}
+
+/* The state after INIT and a STARTUP IPI (Intel SDM vol. 3 §9.1.1 table 9-1, §8.4.4). */
+int hav_x86_sipi_state(struct hav_x86_state *st, uint8_t vector)
+{
+    if (!st)
+        return hav_set_error(-EINVAL, "hav_x86_sipi_state: st is NULL");
+    uint64_t apic_base = st->crs.apic_base;
+    memset(&st->gprs, 0, sizeof(st->gprs));
+    memset(&st->segs, 0, sizeof(st->segs));
+    memset(&st->crs, 0, sizeof(st->crs));
+    st->gprs.rflags = 0x2;
+    st->gprs.rip = 0;
+    const struct hav_x86_segment data = {
+        .limit = 0xffff, .type = 0x3, .s = 1, .present = 1}; /* read/write, accessed */
+    st->segs.ds = st->segs.es = st->segs.fs = st->segs.gs = st->segs.ss = data;
+    st->segs.cs = data;
+    st->segs.cs.type = 0xb; /* execute/read, accessed */
+    st->segs.cs.selector = (uint16_t)(vector << 8);
+    st->segs.cs.base = (uint64_t)vector << 12;
+    st->segs.tr = (struct hav_x86_segment){.limit = 0xffff, .type = 0xb, .present = 1};
+    st->segs.ldtr = (struct hav_x86_segment){.limit = 0xffff, .type = 0x2, .present = 1};
+    st->segs.gdt = st->segs.idt = (struct hav_x86_table){.base = 0, .limit = 0xffff};
+    st->crs.cr0 = 0x60000010;
+    st->crs.apic_base = apic_base;
+    return 0;
 }
 
 void hav_vcpu_request_irq_window(struct hav_vcpu *vcpu, bool on)
@@ -634,15 +695,31 @@ static int hypercall_complete(struct hav_vcpu *v)
 
 int hav_vcpu_run(struct hav_vcpu *vcpu, struct hav_exit *exit)
 {
+    if (!vcpu || !exit)
+        return hav_set_error(-EINVAL, "hav_vcpu_run: %s is NULL", vcpu ? "exit" : "vcpu");
+    if (!atomic_load_explicit(&vcpu->has_owner, memory_order_relaxed) ||
+        !pthread_equal(vcpu->owner, pthread_self())) {
+        vcpu->owner = pthread_self();
+        atomic_store_explicit(&vcpu->has_owner, true, memory_order_release);
+    }
     for (;;) {
         if (vcpu->hypercall_pending) {
             int r = hypercall_complete(vcpu);
             if (r < 0)
                 return r;
         }
+        if (vcpu->msr_pending) {
+            vcpu->msr_pending = false;
+            vcpu->vm->b->ops->msr_complete(vcpu, vcpu->msr_exit);
+        }
         int r = vcpu->vm->b->ops->run(vcpu, exit);
         if (r < 0)
             return r;
+        if (exit->reason == HAV_EXIT_MSR) {
+            vcpu->msr_exit = exit;
+            vcpu->msr_pending = true;
+            return 0;
+        }
         if (exit->reason == HAV_EXIT_IO && exit->u.io.port == HAV_HYPERCALL_PORT &&
             exit->u.io.write && exit->u.io.size == 4 && exit->u.io.count == 1)
             return hypercall_enter(vcpu, exit);

@@ -61,6 +61,11 @@ struct hav_backend_ops {
     int (*inject_irq)(struct hav_vcpu *vcpu, uint8_t vector);
     void (*request_irq_window)(struct hav_vcpu *vcpu, bool on);
     bool (*irq_ready)(const struct hav_vcpu *vcpu);
+    int (*inject_nmi)(struct hav_vcpu *vcpu);
+    /* HAV_IRQCHIP_NONE only: CR8 as the next run loads it. */
+    int (*set_cr8)(struct hav_vcpu *vcpu, uint8_t cr8);
+    /* Before the run after a HAV_EXIT_MSR: hand the caller's answer (value, gp) to the kernel. */
+    void (*msr_complete)(struct hav_vcpu *vcpu, const struct hav_exit *exit);
     /* Enter the guest once; fill *exit. Returns -EINTR-free results: a kick is an exit. */
     int (*run)(struct hav_vcpu *vcpu, struct hav_exit *exit);
     void (*kick)(struct hav_vcpu *vcpu);
@@ -98,6 +103,11 @@ struct hav_vcpu {
     unsigned id;
     bool hypercall_pending; /* RAX gets exit->u.hypercall.ret on the next run */
     struct hav_exit *hypercall_exit;
+    bool msr_pending; /* msr_exit holds the caller's answer to a HAV_EXIT_MSR */
+    struct hav_exit *msr_exit;
+    /* The thread of the latest hav_vcpu_run (for the thread checks of inject and CR8). */
+    pthread_t owner;
+    atomic_bool has_owner;
 };
 
 /* Record this thread's error message; returns err so callers can `return hav_set_error(...)`. */

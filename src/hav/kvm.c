@@ -59,6 +59,15 @@ static int kvm_open(struct hav_backend *b)
     for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
         if (ioctl(k->fd, KVM_CHECK_EXTENSION, caps[i].cap) > 0)
             b->caps |= caps[i].hav;
+    /* MSR exits need both: the exits themselves, and a filter for the local-APIC MSRs KVM
+     * would otherwise answer itself without an in-kernel APIC (Linux 5.10). */
+    if (ioctl(k->fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_USER_SPACE_MSR) > 0 &&
+        ioctl(k->fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) > 0)
+        b->caps |= HAV_CAP_MSR_EXIT;
+    if (ioctl(k->fd, KVM_CHECK_EXTENSION, KVM_CAP_USER_NMI) > 0)
+        b->caps |= HAV_CAP_NMI;
+    /* No HAV_CAP_HYPERCALL_NATIVE: KVM hands VMCALL to user space only for the calls it
+     * names in KVM_CAP_EXIT_HYPERCALL (KVM_HC_MAP_GPA_RANGE), or every one in Xen mode. */
     if (ioctl(k->fd, KVM_CHECK_EXTENSION, KVM_CAP_SIGNAL_MSI) > 0 &&
         ioctl(k->fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQ_ROUTING) > 0)
         b->caps |= HAV_CAP_MSI;
@@ -106,6 +115,36 @@ static void default_routes(struct kvm_vm *vm)
     }
 }
 
+/* HAV_CAP_MSR_EXIT: every MSR KVM does not know (UNKNOWN), refuses (INVAL: x2APIC MSRs without
+ * an in-kernel APIC land here, KVM's filter cannot name them) or is told to leave alone
+ * (FILTER) exits to user space. Without an in-kernel irqchip the filter names IA32_APIC_BASE
+ * and IA32_TSC_DEADLINE, which KVM would otherwise answer from its own idea of an APIC. */
+static int kvm_msr_exits(struct kvm_vm *vm, enum hav_irqchip irqchip)
+{
+    struct kvm_enable_cap cap = {
+        .cap = KVM_CAP_X86_USER_SPACE_MSR,
+        .args[0] =
+            KVM_MSR_EXIT_REASON_INVAL | KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_FILTER,
+    };
+    if (ioctl(vm->fd, KVM_ENABLE_CAP, &cap) < 0)
+        return kvm_err("KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)");
+    if (irqchip != HAV_IRQCHIP_NONE)
+        return 0;
+    static uint8_t deny[1]; /* one MSR per range, its bit clear: deny, i.e. exit */
+    struct kvm_msr_filter f = {.flags = KVM_MSR_FILTER_DEFAULT_ALLOW};
+    const uint32_t apic_msrs[] = {0x1b /* IA32_APIC_BASE */, 0x6e0 /* IA32_TSC_DEADLINE */};
+    for (unsigned i = 0; i < sizeof(apic_msrs) / sizeof(apic_msrs[0]); i++)
+        f.ranges[i] = (struct kvm_msr_filter_range){
+            .flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
+            .nmsrs = 1,
+            .base = apic_msrs[i],
+            .bitmap = deny,
+        };
+    if (ioctl(vm->fd, KVM_X86_SET_MSR_FILTER, &f) < 0)
+        return kvm_err("KVM_X86_SET_MSR_FILTER");
+    return 0;
+}
+
 static int kvm_vm_create(struct hav_vm *hvm, const struct hav_vm_config *c)
 {
     struct kvm_vm *vm = kvm_vm_of(hvm);
@@ -128,6 +167,14 @@ static int kvm_vm_create(struct hav_vm *hvm, const struct hav_vm_config *c)
             return hav_set_error(-ENOMEM, "out of memory");
         }
         default_routes(vm);
+    }
+    if (hvm->caps & HAV_CAP_MSR_EXIT) {
+        int r = kvm_msr_exits(vm, c->irqchip);
+        if (r < 0) {
+            free(vm->routes);
+            close(vm->fd);
+            return r;
+        }
     }
     if (c->pit) {
         /* A dummy speaker port 0x61 keeps Linux's PIT calibration loop working. */
@@ -312,6 +359,30 @@ static bool kvm_irq_ready(const struct hav_vcpu *hv)
     return run->ready_for_interrupt_injection && run->if_flag;
 }
 
+static int kvm_inject_nmi(struct hav_vcpu *hv)
+{
+    /* KVM queues it (one pending behind one being handled, as the hardware does). */
+    if (ioctl(kvm_vcpu_of(hv)->fd, KVM_NMI, 0) < 0)
+        return kvm_err("KVM_NMI");
+    return 0;
+}
+
+/* Without an in-kernel local APIC, KVM_RUN loads CR8 from kvm_run->cr8 on every entry (and
+ * stores it there on every exit): that field is the TPR's home between runs. */
+static int kvm_set_cr8(struct hav_vcpu *hv, uint8_t cr8)
+{
+    kvm_vcpu_of(hv)->run->cr8 = cr8;
+    return 0;
+}
+
+static void kvm_msr_complete(struct hav_vcpu *hv, const struct hav_exit *e)
+{
+    struct kvm_run *run = kvm_vcpu_of(hv)->run;
+    if (!e->u.msr.write)
+        run->msr.data = e->u.msr.value;
+    run->msr.error = e->u.msr.gp ? 1 : 0;
+}
+
 static void failure(struct hav_exit *e, enum hav_exit_reason why, uint64_t code, const char *fmt,
                     unsigned long long a)
 {
@@ -333,6 +404,10 @@ static int kvm_run_once(struct hav_vcpu *hv, struct hav_exit *e)
     int err = errno;
     atomic_store(&v->in_run, false);
 
+    /* KVM fills these on every return from KVM_RUN, an interrupted one included. */
+    e->cr8 = (uint8_t)run->cr8;
+    e->if_flag = run->if_flag != 0;
+    e->irq_ready = run->ready_for_interrupt_injection && run->if_flag;
     if (r < 0) {
         if (err == EINTR || err == EAGAIN) {
             __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
@@ -374,6 +449,16 @@ static int kvm_run_once(struct hav_vcpu *hv, struct hav_exit *e)
         e->u.system.type = run->system_event.type == KVM_SYSTEM_EVENT_RESET   ? HAV_SYSTEM_RESET
                            : run->system_event.type == KVM_SYSTEM_EVENT_CRASH ? HAV_SYSTEM_CRASH
                                                                               : HAV_SYSTEM_POWEROFF;
+        break;
+    case KVM_EXIT_X86_RDMSR:
+    case KVM_EXIT_X86_WRMSR:
+        e->reason = HAV_EXIT_MSR;
+        e->u.msr.index = run->msr.index;
+        e->u.msr.write = run->exit_reason == KVM_EXIT_X86_WRMSR;
+        e->u.msr.gp = false;
+        e->u.msr.value = e->u.msr.write ? run->msr.data : 0;
+        run->msr.data = 0;
+        run->msr.error = 0;
         break;
     case KVM_EXIT_FAIL_ENTRY:
         failure(e, HAV_EXIT_ENTRY_FAILED, run->fail_entry.hardware_entry_failure_reason,
@@ -430,6 +515,9 @@ const struct hav_backend_ops hav_kvm_ops = {
     .inject_irq = kvm_inject_irq,
     .request_irq_window = kvm_request_irq_window,
     .irq_ready = kvm_irq_ready,
+    .inject_nmi = kvm_inject_nmi,
+    .set_cr8 = kvm_set_cr8,
+    .msr_complete = kvm_msr_complete,
     .run = kvm_run_once,
     .kick = kvm_kick,
 };

@@ -159,6 +159,9 @@ int kvm_x86_get_state(struct hav_vcpu *hv, struct hav_x86_state *st, uint32_t ma
         if ((r = vcpu_ioctl(hv, KVM_GET_SREGS, &s, "KVM_GET_SREGS")))
             return r;
         sregs_to_hav(st, &s, mask);
+        /* Without an in-kernel APIC the next entry loads CR8 from kvm_run (kvm_set_cr8). */
+        if ((mask & HAV_X86_CRS) && hv->vm->irqchip == HAV_IRQCHIP_NONE)
+            st->crs.cr8 = kvm_vcpu_of(hv)->run->cr8;
     }
     if (mask & HAV_X86_DEBUG) {
         struct kvm_debugregs d;
@@ -214,6 +217,9 @@ int kvm_x86_set_state(struct hav_vcpu *hv, const struct hav_x86_state *st, uint3
         kvm_x86_sregs_from_hav(&s, st, mask);
         if ((r = vcpu_ioctl(hv, KVM_SET_SREGS, &s, "KVM_SET_SREGS")))
             return r;
+        /* ...or the next KVM_RUN would load the CR8 of the last exit over this one. */
+        if ((mask & HAV_X86_CRS) && hv->vm->irqchip == HAV_IRQCHIP_NONE)
+            kvm_vcpu_of(hv)->run->cr8 = st->crs.cr8;
     }
     if (mask & HAV_X86_GPRS) {
         struct kvm_regs k;

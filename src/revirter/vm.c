@@ -142,6 +142,9 @@ static void *vcpu_main(void *arg)
         case HAV_EXIT_HYPERCALL:
             e.u.hypercall.ret = (uint64_t)-38; /* -ENOSYS: revirter offers none yet */
             break;
+        case HAV_EXIT_MSR:
+            e.u.msr.gp = true; /* revirter models no MSR: #GP, as KVM did before */
+            break;
         case HAV_EXIT_HLT:
         case HAV_EXIT_IRQ_WINDOW:
             /* Only without an in-kernel irqchip, which revirter always has. */
