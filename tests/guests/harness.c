@@ -26,6 +26,7 @@ const char *harness_exit_name(enum hav_exit_reason r)
         [HAV_EXIT_ENTRY_FAILED] = "entry-failed",
         [HAV_EXIT_INTERNAL_ERROR] = "internal-error",
         [HAV_EXIT_KICKED] = "kicked",
+        [HAV_EXIT_MSR] = "msr",
     };
     return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
 }
