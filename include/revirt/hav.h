@@ -341,8 +341,11 @@ bool hav_vcpu_irq_ready(const struct hav_vcpu *vcpu);
  * otherwise; -EPERM from a thread that is not the vCPU's). It needs no window: it is delivered
  * through IDT vector 2 at the next instruction boundary of the next run, whatever RFLAGS.IF
  * and CR8 say, and ends a HLT. While NMIs are blocked (from the delivery of one until the
- * next IRET, or by HAV_X86_EVENTS' nmi_masked), one further NMI stays pending and is delivered
- * right after that IRET; NMIs queued beyond that one merge into it, as on hardware. */
+ * next IRET, or by HAV_X86_EVENTS' nmi_masked), one further NMI stays pending (nmi_pending)
+ * and is delivered after that IRET; NMIs queued beyond that one merge into it, as on hardware.
+ * "After": right at the IRET where the backend can see it; a backend that cannot (docs/hav.md
+ * says which) delivers it at the vCPU's next entry after the IRET, i.e. after its next exit of
+ * any kind, which hav_vcpu_kick forces. An NMI is never lost, nested or duplicated. */
 HAV_MUST_CHECK int hav_vcpu_inject_nmi(struct hav_vcpu *vcpu);
 
 /* Set the guest's CR8 (the task-priority class, 0-15; -EINVAL above) for the next run, as a

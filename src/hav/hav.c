@@ -551,6 +551,8 @@ unsigned hav_vcpu_id(const struct hav_vcpu *vcpu)
 
 static int check_state_mask(struct hav_vcpu *v, const struct hav_x86_state *st, uint32_t mask)
 {
+    if (!v || !st)
+        return hav_set_error(-EINVAL, "vCPU state: %s is NULL", v ? "the state" : "vcpu");
     if (mask & ~(uint32_t)HAV_X86_ALL)
         return hav_set_error(-EINVAL, "unknown state groups 0x%x", mask & ~(uint32_t)HAV_X86_ALL);
     if ((mask & HAV_X86_MSRS) && st->msrs.count > HAV_X86_MSRS_MAX)
@@ -575,6 +577,8 @@ int hav_vcpu_set_state(struct hav_vcpu *vcpu, const struct hav_x86_state *st, ui
 
 int hav_vcpu_set_cpuid(struct hav_vcpu *vcpu, const struct hav_cpuid_entry *entries, unsigned count)
 {
+    if (!vcpu || (!entries && count))
+        return hav_set_error(-EINVAL, "hav_vcpu_set_cpuid: %s is NULL", vcpu ? "entries" : "vcpu");
     if (count > HAV_CPUID_MAX)
         return hav_set_error(-EINVAL, "%u CPUID entries, at most %u", count, HAV_CPUID_MAX);
     return vcpu->vm->b->ops->set_cpuid(vcpu, entries, count);

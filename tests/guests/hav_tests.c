@@ -979,11 +979,17 @@ static void test_platform_errors(void)
     CHECK_EQ(hav_vcpu_set_cr8(NULL, 1), -EINVAL);
     CHECK_EQ(hav_x86_sipi_state(NULL, 8), -EINVAL);
     CHECK(strstr(hav_last_error(), "hav_x86_sipi_state") != NULL, "message: %s", hav_last_error());
+    struct hav_x86_state st;
+    CHECK_EQ(hav_vcpu_get_state(NULL, &st, HAV_X86_GPRS), -EINVAL);
+    CHECK_EQ(hav_vcpu_set_state(NULL, &st, HAV_X86_GPRS), -EINVAL);
 
     struct hav_vm_config c = {.irqchip = HAV_IRQCHIP_KERNEL};
     if (open_or_fail("hlt", &c, 1, 0, 0))
         return;
     CHECK_EQ(hav_vcpu_run(h.vcpu[0], NULL), -EINVAL);
+    CHECK_EQ(hav_vcpu_get_state(h.vcpu[0], NULL, HAV_X86_GPRS), -EINVAL);
+    CHECK_EQ(hav_vcpu_set_cpuid(h.vcpu[0], NULL, 3), -EINVAL);
+    CHECK(strstr(hav_last_error(), "entries") != NULL, "message: %s", hav_last_error());
     CHECK_EQ(hav_vcpu_inject_irq(h.vcpu[0], 0x30), -EINVAL);
     CHECK(strstr(hav_last_error(), "in-kernel irqchip") != NULL, "message: %s", hav_last_error());
     CHECK_EQ(hav_vcpu_inject_nmi(h.vcpu[0]), -EINVAL);
