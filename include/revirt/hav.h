@@ -19,12 +19,12 @@
  * hav_vcpu_set_state, hav_vcpu_set_cpuid, hav_vcpu_inject_irq, hav_vcpu_inject_nmi and
  * hav_vcpu_set_cr8 must be called from that one thread (the backend may bind the vCPU to it);
  * the HAV layer refuses the last three with -EPERM from any thread but the one that ran the
- * vCPU last (before its first run, any thread may prepare it). hav_vcpu_kick is the exception: any
- * thread may call it at any time while the vCPU exists, and the thread that runs the vCPU must not
- * exit before the vCPU is destroyed (a kick may signal it). Backends may use SIGUSR2 to interrupt a
- * running vCPU; the VMM must leave that signal alone. VM-level calls (memory, interrupt lines, MSI,
- * notifiers, dirty log) may be made from any thread; the backend serialises them, but the caller
- * must not detach memory a device is still using.
+ * vCPU last (before its first run, any thread may prepare it). hav_vcpu_kick is the exception:
+ * any thread may call it at any time while the vCPU exists, and the thread that runs the vCPU
+ * must not exit before the vCPU is destroyed (a kick may signal it). Backends may use SIGUSR2
+ * to interrupt a running vCPU; the VMM must leave that signal alone. VM-level calls (memory,
+ * interrupt lines, MSI, notifiers, dirty log) may be made from any thread; the backend
+ * serialises them, but the caller must not detach memory a device is still using.
  *
  * Guest ABI fixed by HAV (the same on every backend):
  *  - Hypercall: `out %eax, %dx` with EAX = call number and DX = HAV_HYPERCALL_PORT. The
@@ -328,9 +328,10 @@ HAV_MUST_CHECK int hav_supported_cpuid(struct hav_backend *b, struct hav_cpuid_e
 HAV_MUST_CHECK int hav_vcpu_set_cpuid(struct hav_vcpu *vcpu, const struct hav_cpuid_entry *entries,
                                       unsigned count);
 
-/* Queue external interrupt vector for delivery (HAV_IRQCHIP_NONE only). -EBUSY if one is
- * still pending; if the guest cannot take it now, ask for HAV_EXIT_IRQ_WINDOW with
- * hav_vcpu_request_irq_window and inject then. */
+/* Queue external interrupt vector for delivery (HAV_IRQCHIP_NONE only, -EINVAL otherwise;
+ * -EPERM from a thread that is not the vCPU's). -EBUSY if one is still pending; if the guest
+ * cannot take it now, ask for HAV_EXIT_IRQ_WINDOW with hav_vcpu_request_irq_window and inject
+ * then. */
 HAV_MUST_CHECK int hav_vcpu_inject_irq(struct hav_vcpu *vcpu, uint8_t vector);
 /* Ask for one HAV_EXIT_IRQ_WINDOW as soon as the guest can take an external interrupt. */
 void hav_vcpu_request_irq_window(struct hav_vcpu *vcpu, bool on);
@@ -370,7 +371,7 @@ HAV_MUST_CHECK int hav_x86_sipi_state(struct hav_x86_state *st, uint8_t vector);
 enum hav_exit_reason {
     HAV_EXIT_IO,             /* port I/O */
     HAV_EXIT_MMIO,           /* access to unbacked or read-only guest memory */
-    HAV_EXIT_HLT,            /* HLT with no interrupt to wake it (no in-kernel irqchip) */
+    HAV_EXIT_HLT,            /* HLT, always without an in-kernel irqchip; complete (see above) */
     HAV_EXIT_SHUTDOWN,       /* triple fault or shutdown: the vCPU cannot continue */
     HAV_EXIT_HYPERCALL,      /* see "Guest ABI" above */
     HAV_EXIT_SYSTEM_EVENT,   /* the guest asked for reset or power-off through the backend */
