@@ -212,8 +212,8 @@ int pc_start(struct pc *pc)
                  hav_backend_name(pc->b), hav_max_vcpus(pc->b));
         return -ENOTSUP;
     }
-    bool has_kernel_chip = (hav_caps(pc->b) & (HAV_CAP_IRQCHIP | HAV_CAP_PIT)) ==
-                           (HAV_CAP_IRQCHIP | HAV_CAP_PIT);
+    bool has_kernel_chip =
+        (hav_caps(pc->b) & (HAV_CAP_IRQCHIP | HAV_CAP_PIT)) == (HAV_CAP_IRQCHIP | HAV_CAP_PIT);
     if (cfg->irqchip == VMM_IRQCHIP_KERNEL && !has_kernel_chip) {
         pc_error("--irqchip=kernel: the %s backend has no in-kernel interrupt controllers and PIT",
                  hav_backend_name(pc->b));
