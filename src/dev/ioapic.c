@@ -74,8 +74,8 @@ static bool sendable(uint64_t e)
 }
 
 /* Only fixed and lowest-priority interrupts are EOIed by the local APIC, so only they can use
- * remote IRR; the others are sent as edges whatever the trigger bit says (§3.2.4: "trigger
- * mode ... edge for SMI, NMI, INIT, ExtINT"). */
+ * remote IRR; SMI, NMI, INIT and ExtINT are edge-triggered whatever the trigger bit says
+ * (§3.2.4, delivery mode), so they are sent as edges. */
 static bool is_level(uint64_t e)
 {
     return (e & RTE_TRIGGER) && ((e >> RTE_DELMODE_SHIFT) & 7) <= APIC_DM_LOWEST;

@@ -83,8 +83,8 @@ static uint32_t modulus(const struct chan *c)
     return c->bcd ? 10000 : 65536;
 }
 
-/* Modes 2 and 3 divide by n; a count of 1 is illegal there ("Mode 2": N must be > 1) and is
- * taken as 2 so a period is never empty. */
+/* Modes 2 and 3 divide by n; their smallest initial count is 2 (the datasheet's table of
+ * minimum and maximum initial counts), so a 1 is taken as 2 and a period is never empty. */
 static uint32_t period(const struct chan *c)
 {
     return c->n < 2 ? 2 : c->n;
