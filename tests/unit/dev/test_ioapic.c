@@ -3,6 +3,8 @@
  * by broadcast and by register, and a receiver that EOIs from inside deliver. */
 #include "../check.h"
 
+#include <pthread.h>
+
 #include "dev/ioapic.h"
 #include "lib/le.h"
 
@@ -252,6 +254,59 @@ static void test_eoi_from_deliver(void)
     done(io);
 }
 
+/* A device thread toggling a level pin, a vCPU thread EOIing, and a receiver that sometimes
+ * EOIs from inside deliver: no deadlock between the three, and the state settles. */
+static unsigned thr_msgs;
+
+static void on_deliver_threaded(void *opaque, const struct apic_msg *m)
+{
+    (void)opaque;
+    if (__atomic_fetch_add(&thr_msgs, 1, __ATOMIC_RELAXED) % 3 == 0)
+        ioapic_eoi(cur, m->vector);
+}
+
+static void *pin_thread(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; i < 20000; i++)
+        ioapic_set_irq(cur, 3, i & 1);
+    return NULL;
+}
+
+static void *eoi_thread(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; i < 20000; i++)
+        ioapic_eoi(cur, 0x60);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    bus_init(&mmio, "mmio");
+    struct ioapic_config cfg = {.deliver = on_deliver_threaded};
+    cur = NULL;
+    CHECK_EQ(ioapic_create(&mmio, IOAPIC_BASE, &cfg, &cur), 0);
+    rte_write(3, 0x00008060, 0);
+    pthread_t a, b;
+    CHECK_EQ(pthread_create(&a, NULL, pin_thread, NULL), 0);
+    CHECK_EQ(pthread_create(&b, NULL, eoi_thread, NULL), 0);
+    for (unsigned i = 0; i < 2000; i++)
+        rte_write(3, (i & 1) ? 0x00008060 : 0x00018060, 0); /* ends unmasked */
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    /* The pin ends asserted on an unmasked entry: sent then, or remote IRR from before. */
+    CHECK(thr_msgs >= 1, "messages %u", thr_msgs);
+    ioapic_set_irq(cur, 3, false);
+    ioapic_eoi(cur, 0x60);
+    CHECK_EQ(reg_read(0x16), 0x00008060); /* remote IRR clear */
+    unsigned before = thr_msgs;
+    ioapic_set_irq(cur, 3, true);
+    /* Sent; and once more if the receiver EOIed that one at once (one in three). */
+    CHECK_EQ(thr_msgs, before + (before % 3 == 0 ? 2 : 1));
+    done(cur);
+}
+
 int main(void)
 {
     RUN(test_id_version_arb);
@@ -260,5 +315,6 @@ int main(void)
     RUN(test_edge);
     RUN(test_level_remote_irr);
     RUN(test_eoi_from_deliver);
+    RUN(test_threads);
     return check_done();
 }
