@@ -309,6 +309,53 @@ static void test_channel2_gate_port61(void)
     CHECK_EQ(in16(0x42), 7);
     to_tick(10);
     CHECK_EQ(inb(0x61) & 0x20, 0x20);
+    /* Mode 5: one tick low at terminal count after each trigger; retriggerable. */
+    outb(0x43, 0xba);
+    load16(0x42, 20);
+    outb(0x61, 0x00);
+    outb(0x61, 0x01);
+    start_tick = ticks(ft.now);
+    to_tick(19);
+    CHECK_EQ(inb(0x61) & 0x20, 0x20);
+    outb(0x61, 0x00); /* retrigger */
+    outb(0x61, 0x01);
+    start_tick = ticks(ft.now);
+    to_tick(19);
+    CHECK_EQ(in16(0x42), 1);
+    to_tick(20);
+    CHECK_EQ(inb(0x61) & 0x20, 0x00);
+    to_tick(21);
+    CHECK_EQ(inb(0x61) & 0x20, 0x20);
+    done(p);
+}
+
+/* One read-back command latches several counters at the same instant. */
+static void test_readback_several(void)
+{
+    struct pit *p = make();
+    outb(0x61, 0x01);
+    outb(0x43, 0x34);
+    load16(0x40, 1000);
+    outb(0x43, 0x74); /* channel 1 */
+    outb(0x41, 0xd0);
+    outb(0x41, 0x07); /* 2000 */
+    outb(0x43, 0xb0);
+    outb(0x42, 0xb8);
+    outb(0x42, 0x0b); /* 3000 */
+    to_tick(100);
+    outb(0x43, 0xce); /* count and status of all three */
+    to_tick(400);
+    CHECK_EQ(inb(0x40), 0x80 | 0x34); /* OUT high, lohi, mode 2 */
+    CHECK_EQ(in16(0x40), 900);
+    CHECK_EQ(inb(0x41), 0x80 | 0x34);
+    CHECK_EQ(in16(0x41), 1900);
+    CHECK_EQ(inb(0x42), 0x30); /* mode 0 before terminal count: OUT low */
+    CHECK_EQ(in16(0x42), 2900);
+    CHECK_EQ(in16(0x42), 2600); /* live once read */
+    /* Read-back with neither count nor status selected latches nothing. */
+    outb(0x43, 0xfe);
+    to_tick(500);
+    CHECK_EQ(in16(0x41), 1500);
     done(p);
 }
 
@@ -414,6 +461,7 @@ int main(void)
     RUN(test_mode0_out_and_wrap);
     RUN(test_count_forms);
     RUN(test_channel2_gate_port61);
+    RUN(test_readback_several);
     RUN(test_mode2_no_drift_and_coalesce);
     RUN(test_rate_cap);
     RUN(test_real_timer_service);
