@@ -92,7 +92,7 @@ static int pending(const struct i8259 *c, bool master)
 static void set_line(struct i8259 *c, unsigned bit, bool level)
 {
     uint8_t m = (uint8_t)(1u << bit);
-    if (level && !(c->lines & m))
+    if (level && !(c->lines & m) && !(c->elcr & m))
         c->irr_edge |= m;
     if (level)
         c->lines |= m;
@@ -274,10 +274,13 @@ static void elcr_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t l
     pthread_mutex_lock(&p->lock);
     for (uint32_t n = 0; n < len; n++) {
         struct i8259 *c = &p->chip[(offset + n) & 1];
-        if (write)
+        if (write) {
+            /* A level input's request is its line; drop any edge latched before. */
             c->elcr = data[n] & c->elcr_mask;
-        else
+            c->irr_edge &= (uint8_t)~c->elcr;
+        } else {
             data[n] = c->elcr;
+        }
     }
     update(p);
     pthread_mutex_unlock(&p->lock);

@@ -32,7 +32,8 @@ struct pit_config {
 __attribute__((warn_unused_result)) int pit_create(struct bus *pio, const struct pit_config *cfg,
                                                    struct pit **out);
 /* Unregister, destroy the timer (waiting for a callback under way) and free; vCPUs must be
- * stopped. NULL is ignored. */
+ * stopped. A callback may pulse irq0 until this returns, so destroy the PIT before what irq0
+ * leads to (the PIC, the IOAPIC). NULL is ignored. */
 void pit_destroy(struct pit *p);
 
 #endif

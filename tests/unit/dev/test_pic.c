@@ -273,6 +273,16 @@ static void test_cascade_level_elcr(void)
     outb(0xa0, 0x20);
     outb(0x20, 0x20);
     CHECK(!pic_intr(p), "IRQ 2 and 16 ignored");
+    /* An edge latched while masked does not survive a switch to level and back. */
+    outb(0x21, 0x20);
+    pic_set_irq(p, 5, true);
+    pic_set_irq(p, 5, false);
+    CHECK_EQ(inb(0x20), 0x20);
+    outb(0x4d0, 0x20);
+    CHECK_EQ(inb(0x20), 0x00); /* level: the line is low */
+    outb(0x4d0, 0x00);
+    outb(0x21, 0x00);
+    CHECK(!pic_intr(p), "no stale edge");
     done(p);
 }
 
