@@ -310,7 +310,10 @@ void lapic_mmio_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
         if (in + len <= 4)
             for (uint32_t i = 0; i < len; i++)
                 data[i] = (uint8_t)(v >> (8 * (in + i)));
-    } else if (in == 0 && len == 4) {
+        pthread_mutex_unlock(&l->lock); /* reads change nothing: no kick */
+        return;
+    }
+    if (in == 0 && len == 4) {
         uint32_t v = (uint32_t)data[0] | (uint32_t)data[1] << 8 | (uint32_t)data[2] << 16 |
                      (uint32_t)data[3] << 24;
         bool known = reg_write(l, slot, v, &o);
