@@ -9,7 +9,9 @@
 
 /* Version register (§11.4.8): version 0x14 (an integrated APIC), 6 LVT entries (bits 23:16
  * hold the count minus one: timer, thermal, perf, LINT0, LINT1, error). Linux reads this to
- * know which LVTs exist (lapic_get_maxlvt); without CMCI it never touches 0x2f0. */
+ * know which LVTs exist (lapic_get_maxlvt); without CMCI it never touches 0x2f0. AMD parts
+ * report version 0x10 and may set bit 31 for the extended APIC space at 0x400 (AMD APM vol. 2
+ * §16): we present the Intel layout, which Linux and Windows accept on either vendor's CPUID. */
 #define VERSION 0x00050014u
 #define VERSION_EOI_SUPPRESS (1u << 24)
 
@@ -62,7 +64,8 @@ static void power_up(struct lapic *l, bool bsp)
 
 int lapic_create(const struct lapic_config *cfg, struct lapic **out)
 {
-    if (!cfg || !out || !cfg->timer || !cfg->timer->now || !cfg->timer->create || !cfg->kick ||
+    if (!cfg || !out || !cfg->timer || !cfg->timer->now || !cfg->timer->create ||
+        !cfg->timer->arm || !cfg->timer->cancel || !cfg->timer->destroy || !cfg->kick ||
         !cfg->send_ipi || cfg->bus_hz > (1ull << 40) || cfg->tsc_hz > (1ull << 40) ||
         cfg->phys_bits > 52 || (cfg->phys_bits && cfg->phys_bits < 32))
         return -EINVAL;

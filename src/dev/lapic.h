@@ -104,7 +104,8 @@ bool lapic_x2apic_mode(struct lapic *l);
  * read-only register; setting bits 63:32 of anything but ICR; a non-zero write to EOI or ESR;
  * SELF IPI with bits above 7; IA32_APIC_BASE with reserved bits or an illegal mode change
  * (§11.12.5: EN=0 EXTD=1, x2APIC to xAPIC, disabled to x2APIC, EXTD without x2APIC support);
- * TSC deadline without tsc_hz. Other reserved bits of writable registers are ignored. */
+ * TSC deadline without tsc_hz. Other reserved bits of writable registers are ignored (real
+ * parts may #GP on them, §11.12.1.3; KVM ignores them too, and no guest relies on the #GP). */
 __attribute__((warn_unused_result)) int lapic_msr_read(struct lapic *l, uint32_t msr,
                                                        uint64_t *val);
 __attribute__((warn_unused_result)) int lapic_msr_write(struct lapic *l, uint32_t msr,
@@ -125,7 +126,10 @@ uint8_t lapic_ppr(const struct lapic *l);
 uint32_t lapic_id(const struct lapic *l); /* the initial (x2APIC) ID of the config */
 
 /* The vCPU side. next_irq: the highest vector in IRR whose priority class is above PPR's, or
- * -1. ack_irq: the vCPU injected vector: IRR to ISR (ignored when vector is not in IRR). */
+ * -1. ack_irq: the vCPU injected vector: IRR to ISR (ignored when vector is not in IRR).
+ * The spurious vector (SVR[7:0]) is kept but never delivered: on hardware it answers an INTA
+ * that lost a race with a TPR raise (§11.9), and the vCPU here acks only what it was offered,
+ * on its own thread, the only one that changes TPR. */
 int lapic_next_irq(struct lapic *l);
 void lapic_ack_irq(struct lapic *l, uint8_t vector);
 /* Take the pending LAPIC_EV_* bits, clearing them; *sipi_vector is set when SIPI is among

@@ -124,7 +124,7 @@ void lapic_lvt_fire(struct lapic *l, unsigned i, struct lapic_out *o)
 }
 
 /* EOI (§11.8.5): retire the highest vector in service; a level-triggered one (TMR set) is
- * broadcast to the IOAPICs unless software suppressed that (SVR bit 12, §11.8.5.1, then the
+ * broadcast to the IOAPICs unless software suppressed that (SVR bit 12, §11.8.5; then the
  * OS writes the IOAPIC's EOI register itself). A LINT input in level mode gets its remote IRR
  * cleared, and, still asserted, raises the vector again. */
 void lapic_eoi(struct lapic *l, struct lapic_out *o)
@@ -172,7 +172,8 @@ void lapic_accept(struct lapic *l, const struct apic_msg *m)
         o.kick = true;
         break;
     case APIC_DM_STARTUP:
-        /* The board honours SIPI only in wait-for-SIPI (§8.4.4.1); the latest vector wins. */
+        /* The board honours SIPI only in wait-for-SIPI (vol. 3A ch. 9, MP initialization);
+         * the latest vector wins. */
         l->events |= LAPIC_EV_SIPI;
         l->sipi_vector = m->vector;
         o.kick = true;

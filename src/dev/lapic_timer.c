@@ -41,6 +41,8 @@ static uint64_t ns_to_ticks(const struct lapic *l, uint64_t ns)
     return muldiv(ns, l->cfg.bus_hz, NS_PER_S * divisor(l), false);
 }
 
+/* The reserved mode 11b counts like one-shot (period_end and current_at test for periodic and
+ * TSC deadline only). */
 static unsigned mode(const struct lapic *l)
 {
     return TIMER_MODE(l->lvt[LVT_TIMER]);
