@@ -973,6 +973,80 @@ static void test_mmio_odd(void)
     done();
 }
 
+/* Kicks only for what is deliverable; IOAPIC/MSI messages (no sender) on the bus. */
+static void test_kick_and_bus(void)
+{
+    setup(3);
+    struct lapic **c = b.cpu;
+    for (unsigned i = 0; i < 3; i++)
+        enable(c[i]);
+    wr(c[0], TPR, 0x50);
+    fixed(c[0], 0x45, false); /* below TPR: pending, no kick */
+    CHECK_EQ(b.kicks[0], 0);
+    wr(c[0], TPR, 0); /* now deliverable */
+    CHECK_EQ(b.kicks[0], 1);
+    CHECK_EQ(take(c[0]), 0x45);
+    fixed(c[0], 0x41, false); /* same class as in service: no kick */
+    CHECK_EQ(b.kicks[0], 1);
+    wr(c[0], EOI, 0); /* uncovers 0x41 */
+    CHECK_EQ(b.kicks[0], 2);
+    CHECK_EQ(take(c[0]), 0x41);
+    wr(c[0], EOI, 0);
+    /* An MSI to APIC 2 (address 0xfee02000, fixed vector 0x66). */
+    struct apic_msg m;
+    CHECK(apic_msg_from_msi(0xfee02000u, 0x66, &m), "MSI");
+    CHECK_EQ(apic_bus_deliver(c, 3, NULL, &m), 1);
+    CHECK_EQ(irr_bit(c[2], 0x66), 1);
+    CHECK(!apic_msg_from_msi(0xfed00000u, 0x66, &m), "not an MSI address");
+    /* No sender: SELF names nobody, ALL_BUT_SELF everybody. */
+    m = (struct apic_msg){.vector = 0x70, .shorthand = APIC_SH_SELF};
+    CHECK_EQ(apic_bus_deliver(c, 3, NULL, &m), 0);
+    m.shorthand = APIC_SH_ALL_BUT_SELF;
+    CHECK_EQ(apic_bus_deliver(c, 3, NULL, &m), 3);
+    /* Lowest priority by PPR: c[1] has a vector in service, c[2] a TPR; c[0] is the lowest. */
+    for (unsigned i = 0; i < 3; i++) {
+        take(c[i]);
+        wr(c[i], EOI, 0);
+        wr(c[i], LDR, 0x01000000u << i);
+    }
+    fixed(c[1], 0x90, false);
+    CHECK_EQ(take(c[1]), 0x90);
+    wr(c[2], TPR, 0x30);
+    wr(c[0], TPR, 0x20);
+    m = (struct apic_msg){.vector = 0xa0, .delivery = APIC_DM_LOWEST, .logical = true, .dest = 7};
+    CHECK_EQ(apic_bus_deliver(c, 3, NULL, &m), 1);
+    CHECK_EQ(irr_bit(c[0], 0xa0) + irr_bit(c[1], 0xa0) * 2 + irr_bit(c[2], 0xa0) * 4, 1);
+    m.dest = 6;
+    CHECK_EQ(apic_bus_deliver(c, 3, NULL, &m), 1);
+    CHECK_EQ(irr_bit(c[1], 0xa0) + irr_bit(c[2], 0xa0) * 2, 2);
+    m.dest = 0x08; /* nobody */
+    CHECK_EQ(apic_bus_deliver(c, 3, NULL, &m), 0);
+    struct lapic *sparse[3] = {NULL, c[1], NULL};
+    m = (struct apic_msg){.vector = 0xb0, .dest = 0xff};
+    CHECK_EQ(apic_bus_deliver(sparse, 3, NULL, &m), 1);
+    CHECK_EQ(apic_bus_deliver(NULL, 3, NULL, &m), 0);
+    /* INIT keeps x2APIC mode and the x2APIC ID. */
+    to_x2apic(c[1]);
+    lapic_reset(c[1], false);
+    CHECK(lapic_x2apic_mode(c[1]), "x2APIC kept over INIT");
+    CHECK_EQ(mrd(c[1], 0x802), 1);
+    CHECK_EQ(mrd(c[1], 0x80f), 0xff);
+    /* The other LVTs' writable bits. */
+    wr(c[0], LVT_THERMAL, 0xffffffffu);
+    CHECK_EQ(rd(c[0], LVT_THERMAL), 0x000107ff);
+    wr(c[0], LVT_PERF, 0xffffffffu);
+    CHECK_EQ(rd(c[0], LVT_PERF), 0x000107ff);
+    wr(c[0], LVT_ERROR, 0xffffffffu);
+    CHECK_EQ(rd(c[0], LVT_ERROR), 0x000100ff);
+    wr(c[0], LVT_LINT0, 0xffffffffu);
+    CHECK_EQ(rd(c[0], LVT_LINT0), 0x0001a7ff);
+    wr(c[0], LVT_TIMER, 0xffffffffu);
+    CHECK_EQ(rd(c[0], LVT_TIMER), 0x000300ff);
+    wr(c[0], ICR_HI, 0xffffffffu);
+    CHECK_EQ(rd(c[0], ICR_HI), 0xff000000u);
+    done();
+}
+
 int main(void)
 {
     RUN(test_reset_values);
@@ -991,5 +1065,6 @@ int main(void)
     RUN(test_lint);
     RUN(test_sw_disabled);
     RUN(test_mmio_odd);
+    RUN(test_kick_and_bus);
     return check_done();
 }
