@@ -3,11 +3,15 @@
  * on a manual clock, and IPIs between three APICs on the APIC bus. */
 #include "../check.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "dev/apic_bus.h"
 #include "dev/lapic.h"
 #include "fake_clock_lapic.h"
+#include "sys/vtimer.h"
 
 /* xAPIC offsets (SDM vol. 3A Table 11-1). */
 #define ID 0x20
@@ -1047,6 +1051,101 @@ static void test_kick_and_bus(void)
     done();
 }
 
+/* The real timer service and a second thread delivering like an IOAPIC, while this thread is
+ * the vCPU: self IPIs and EOI broadcasts that re-deliver run from the callbacks, so a callback
+ * made under the lapic's lock would deadlock here. */
+static struct lapic *real_l;
+static atomic_uint real_kicks, real_line;
+static atomic_bool real_stop;
+
+static void real_kick(void *opaque, unsigned cpu)
+{
+    (void)opaque;
+    (void)cpu;
+    atomic_fetch_add(&real_kicks, 1);
+}
+
+static void real_send(void *opaque, const struct lapic *from, const struct apic_msg *m)
+{
+    (void)opaque;
+    apic_bus_deliver(&real_l, 1, from, m);
+}
+
+static void real_eoi(void *opaque, uint8_t vector)
+{
+    (void)opaque;
+    unsigned n = atomic_load(&real_line);
+    if (n && atomic_compare_exchange_strong(&real_line, &n, n - 1)) {
+        struct apic_msg m = {.vector = vector, .level = true, .assert = true};
+        lapic_accept(real_l, &m); /* the line is still asserted */
+    }
+}
+
+static void *ioapic_thread(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; !atomic_load(&real_stop) && i < 100000; i++) {
+        fixed(real_l, (uint8_t)(0x50 + i % 32), (i % 7) == 0);
+        if (i % 64 == 0) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+static void test_real_service(void)
+{
+    struct vtimer_service *svc = NULL;
+    CHECK_EQ(vtimer_service_create(&svc), 0);
+    if (!svc)
+        return;
+    struct lapic_config cfg = {.timer = vtimer_service_ops(svc),
+                               .bsp = true,
+                               .kick = real_kick,
+                               .send_ipi = real_send,
+                               .eoi_broadcast = real_eoi};
+    CHECK_EQ(lapic_create(&cfg, &real_l), 0);
+    atomic_store(&real_line, 1000);
+    atomic_store(&real_stop, false);
+    enable(real_l);
+    wr(real_l, TIMER_DIV, 0xb);
+    wr(real_l, LVT_TIMER, 0x200ec);
+    wr(real_l, TIMER_INIT, 1000000); /* 1 ms */
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, ioapic_thread, NULL), 0);
+    unsigned timer = 0, self = 0;
+    uint64_t end = vtimer_now_ns() + 3000000000ull;
+    while ((timer < 5 || self < 100) && vtimer_now_ns() < end) {
+        int v = lapic_next_irq(real_l);
+        if (v < 0) {
+            wr(real_l, ICR_LO, 0x000440f0); /* self IPI */
+            continue;
+        }
+        lapic_ack_irq(real_l, (uint8_t)v);
+        timer += v == 0xec;
+        self += v == 0xf0;
+        wr(real_l, EOI, 0);
+    }
+    atomic_store(&real_stop, true);
+    pthread_join(t, NULL);
+    CHECK(timer >= 5 && self >= 100, "timer %u, self IPIs %u", timer, self);
+    CHECK(atomic_load(&real_kicks) > 0, "kicked");
+    wr(real_l, TIMER_INIT, 0);
+    for (unsigned i = 0; i < 1000 && lapic_next_irq(real_l) >= 0; i++) {
+        lapic_ack_irq(real_l, (uint8_t)lapic_next_irq(real_l));
+        wr(real_l, EOI, 0);
+    }
+    atomic_store(&real_line, 0);
+    for (unsigned i = 0; i < 16; i++)
+        wr(real_l, EOI, 0);
+    CHECK_EQ(lapic_next_irq(real_l), -1);
+    for (unsigned i = 0; i < 8; i++)
+        CHECK_EQ(rd(real_l, ISR + 16 * i), 0);
+    lapic_destroy(real_l);
+    vtimer_service_destroy(svc);
+}
+
 int main(void)
 {
     RUN(test_reset_values);
@@ -1066,5 +1165,6 @@ int main(void)
     RUN(test_sw_disabled);
     RUN(test_mmio_odd);
     RUN(test_kick_and_bus);
+    RUN(test_real_service);
     return check_done();
 }
