@@ -43,6 +43,7 @@ static void vm_stop(struct vm *vm, enum vm_end why, int status)
     if (!atomic_compare_exchange_strong(&vm->ended, &expected, (int)why + 1))
         return;
     vm->status = status;
+    pc_stop(&vm->pc);
     for (unsigned i = 0; i < vm->nvcpus; i++)
         if (vm->vcpus[i].vcpu)
             hav_vcpu_kick(vm->vcpus[i].vcpu);
@@ -114,19 +115,19 @@ static void *vcpu_main(void *arg)
     struct vcpu_thread *t = arg;
     struct vm *vm = t->vm;
     struct hav_exit e;
+    pc_vcpu_bind(&vm->pc, t->index, t->vcpu);
+    if (!pc_vcpu_wait_start(&vm->pc, t->index))
+        return NULL;
     while (!atomic_load(&vm->ended)) {
+        pc_vcpu_pre_run(&vm->pc, t->index);
         if (hav_vcpu_run(t->vcpu, &e) < 0) {
             vm_error("vCPU %u: %s", t->index, hav_last_error());
             vm_stop(vm, VM_END_ERROR, 1);
             break;
         }
+        if (pc_vcpu_exit(&vm->pc, t->index, &e))
+            continue;
         switch (e.reason) {
-        case HAV_EXIT_IO:
-        case HAV_EXIT_MMIO:
-            pc_io(&vm->pc, &e);
-            break;
-        case HAV_EXIT_KICKED:
-            break;
         case HAV_EXIT_SYSTEM_EVENT:
             vm_stop(vm,
                     e.u.system.type == HAV_SYSTEM_RESET   ? VM_END_REBOOT
@@ -142,17 +143,16 @@ static void *vcpu_main(void *arg)
         case HAV_EXIT_HYPERCALL:
             e.u.hypercall.ret = (uint64_t)-38; /* -ENOSYS: revirter offers none yet */
             break;
-        case HAV_EXIT_MSR:
-            e.u.msr.gp = true; /* revirter models no MSR: #GP, as KVM did before */
-            break;
-        case HAV_EXIT_HLT:
-        case HAV_EXIT_IRQ_WINDOW:
-            /* Only without an in-kernel irqchip, which revirter always has. */
-            break;
         case HAV_EXIT_ENTRY_FAILED:
         case HAV_EXIT_INTERNAL_ERROR:
             vm_error("vCPU %u: %s", t->index, e.u.failure.why);
             dump_state(t->vcpu, t->index);
+            vm_stop(vm, VM_END_CRASH, 1);
+            break;
+        default:
+            /* An exit the board does not handle in this mode (HLT, MSR or an interrupt window
+             * with the backend's irqchip) means the backend broke its contract. */
+            vm_error("vCPU %u: unexpected exit %d", t->index, (int)e.reason);
             vm_stop(vm, VM_END_CRASH, 1);
             break;
         }

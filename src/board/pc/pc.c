@@ -16,6 +16,7 @@
 #include "acpi/aml.h"
 #include "board/pc/acpi_tables.h"
 #include "board/pc/cpuid.h"
+#include "board/pc/pc_platform.h"
 #include "boot/boot.h"
 #include "dev/acpi_pm.h"
 #include "dev/debug_exit.h"
@@ -202,7 +203,6 @@ int pc_build(struct pc *pc, const struct vmm_config *cfg, bool restarted,
 int pc_start(struct pc *pc)
 {
     const struct vmm_config *cfg = pc->cfg;
-    struct hav_vm_config vc = {.irqchip = HAV_IRQCHIP_KERNEL, .pit = true};
     if (hav_open(cfg->hav, &pc->b) < 0) {
         pc_error("%s", hav_last_error());
         return -ENODEV;
@@ -220,15 +220,16 @@ int pc_start(struct pc *pc)
         return -ENOTSUP;
     }
     pc->user_irqchip = cfg->irqchip == VMM_IRQCHIP_USER || !has_kernel_chip;
-    if (pc->user_irqchip) {
-        pc_error("--irqchip=user: revirter's own interrupt controllers are not built in yet");
-        return -ENOTSUP;
-    }
+    struct hav_vm_config vc = {.irqchip = HAV_IRQCHIP_KERNEL, .pit = true};
+    if (pc->user_irqchip)
+        vc = (struct hav_vm_config){.irqchip = HAV_IRQCHIP_NONE};
     if (hav_vm_create(pc->b, &vc, &pc->hvm) < 0) {
         pc_error("%s", hav_last_error());
         return -ENODEV;
     }
     int r = attach_ram(pc);
+    if (r == 0 && pc->user_irqchip && (r = pc_platform_create(pc, cfg->cpus, &pc->platform)) < 0)
+        pc_error("interrupt controllers and PIT: %s", strerror(-r));
     for (unsigned i = 0; r == 0 && i < pc->nearly_ioevents; i++)
         if ((r = hav_vm_io_notifier(pc->hvm, &pc->early_ioevents[i])) < 0)
             pc_error("queue notifier at 0x%llx: %s", (unsigned long long)pc->early_ioevents[i].addr,
@@ -249,15 +250,61 @@ int pc_vcpu_setup(struct pc *pc, struct hav_vcpu *v, unsigned index)
     return r;
 }
 
-void pc_io(struct pc *pc, const struct hav_exit *e)
+void pc_vcpu_bind(struct pc *pc, unsigned index, struct hav_vcpu *vcpu)
 {
-    if (e->reason == HAV_EXIT_IO) {
+    if (pc->platform)
+        pc_platform_vcpu_bind(pc->platform, index, vcpu);
+}
+
+bool pc_vcpu_wait_start(struct pc *pc, unsigned index)
+{
+    /* The backend's local APICs hold application processors until INIT/SIPI themselves. */
+    return pc->platform ? pc_platform_vcpu_wait_start(pc->platform, index) : true;
+}
+
+void pc_vcpu_pre_run(struct pc *pc, unsigned index)
+{
+    if (pc->platform)
+        pc_platform_vcpu_pre_run(pc->platform, index);
+}
+
+bool pc_vcpu_exit(struct pc *pc, unsigned index, struct hav_exit *e)
+{
+    switch (e->reason) {
+    case HAV_EXIT_IO:
         for (uint32_t i = 0; i < e->u.io.count; i++)
             bus_dispatch(&pc->pio, e->u.io.port, e->u.io.data + i * e->u.io.size, e->u.io.size,
                          e->u.io.write);
-    } else if (e->reason == HAV_EXIT_MMIO) {
+        break;
+    case HAV_EXIT_MMIO:
         bus_dispatch(&pc->mmio, e->u.mmio.addr, e->u.mmio.data, e->u.mmio.len, e->u.mmio.write);
+        break;
+    case HAV_EXIT_KICKED:
+        break;
+    case HAV_EXIT_MSR:
+        /* With the backend's irqchip, only MSRs nobody models exit: #GP, as on hardware
+         * without them (Linux probes optional MSRs with rdmsr_safe). */
+        if (!pc->platform)
+            e->u.msr.gp = true;
+        break;
+    case HAV_EXIT_HLT:
+    case HAV_EXIT_IRQ_WINDOW:
+        /* Only without the backend's irqchip. */
+        if (!pc->platform)
+            return false;
+        break;
+    default:
+        return false;
     }
+    if (pc->platform)
+        pc_platform_vcpu_exit(pc->platform, index, e);
+    return true;
+}
+
+void pc_stop(struct pc *pc)
+{
+    if (pc->platform)
+        pc_platform_stop(pc->platform);
 }
 
 void pc_flush(struct pc *pc)
@@ -289,6 +336,8 @@ void pc_free(struct pc *pc)
     outbuf_destroy(pc->out2);
     if (pc->serial2_fd >= 0)
         close(pc->serial2_fd);
+    /* After every device that could still raise an interrupt line or MSI. */
+    pc_platform_destroy(pc->platform);
     bus_free(&pc->pio);
     bus_free(&pc->mmio);
     hav_vm_destroy(pc->hvm);

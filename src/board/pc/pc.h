@@ -68,7 +68,8 @@ struct pc {
     uint64_t gsi_used[HAV_MAX_GSI / 64]; /* MSI vectors: GSIs from 24 up */
     struct hav_x86_state *boot;          /* vCPU 0's start state, set by the kernel loader */
     bool bad_input;                      /* set-up failed on something named on the command line */
-    bool user_irqchip; /* revirter's own interrupt controllers and PIT (src/dev) */
+    bool user_irqchip;            /* revirter's own interrupt controllers and PIT (src/dev) */
+    struct pc_platform *platform; /* with user_irqchip */
 };
 
 /* Build everything that needs no backend: images, guest RAM in host memory, devices with their
@@ -83,8 +84,17 @@ int pc_build(struct pc *pc, const struct vmm_config *cfg, bool restarted,
 int pc_start(struct pc *pc);
 /* The CPUID table and start state of vCPU index, created by the caller with hav_vcpu_create. */
 int pc_vcpu_setup(struct pc *pc, struct hav_vcpu *v, unsigned index);
-/* A guest access that exited: the device it belongs to handles it (vCPU threads). */
-void pc_io(struct pc *pc, const struct hav_exit *e);
+/* The vCPU side, called by the thread that runs vCPU index, in this order: bind once, then
+ * wait_start once (false: the VM ended before this AP was started), then pre_run before every
+ * hav_vcpu_run and exit after it. exit handles what the board owns: port I/O and MMIO (the
+ * device it belongs to), MSR and HLT and interrupt windows (revirter's own platform); it
+ * returns false for exits that are the application's (shutdown, system events, failures). */
+void pc_vcpu_bind(struct pc *pc, unsigned index, struct hav_vcpu *vcpu);
+bool pc_vcpu_wait_start(struct pc *pc, unsigned index);
+void pc_vcpu_pre_run(struct pc *pc, unsigned index);
+bool pc_vcpu_exit(struct pc *pc, unsigned index, struct hav_exit *e);
+/* The VM is ending: wake vCPU threads that wait in the board (HLT, APs not started). */
+void pc_stop(struct pc *pc);
 /* Terminal input for the guest's console; returns how much was taken. */
 size_t pc_console_feed(struct pc *pc, const uint8_t *buf, size_t len);
 /* Once the vCPUs are stopped: write out what the devices still buffer (console output). */

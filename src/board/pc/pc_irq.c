@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* Interrupt plumbing of the PC board on the HAV VM: ISA/PCI lines, MSI vectors (GSIs from 24 up
- * with irq notifiers) and queue notifiers, behind the callback tables devices see. */
+/* Interrupt plumbing of the PC board: ISA/PCI lines, MSI vectors (on the backend's irqchip: GSIs
+ * from 24 up with irq notifiers; on revirter's own: pc_platform) and queue notifiers, behind the
+ * callback tables devices see. */
 #include "pc_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
+#include "board/pc/pc_platform.h"
 #include "sys/ratelimit.h"
 
 void pc_set_irq(void *opaque, unsigned gsi, bool level)
@@ -15,7 +17,9 @@ void pc_set_irq(void *opaque, unsigned gsi, bool level)
      * sets its line while being made changes nothing the VM could see. */
     if (!pc->hvm)
         return;
-    if (hav_vm_irq_line(pc->hvm, gsi, level) < 0)
+    if (pc->platform)
+        pc_platform_set_irq(pc->platform, gsi, level);
+    else if (hav_vm_irq_line(pc->hvm, gsi, level) < 0)
         pc_error("interrupt line %u: %s", gsi, hav_last_error());
 }
 
@@ -26,6 +30,8 @@ static struct ratelimit plumbing_log = RATELIMIT_INIT;
 static int msi_bind(void *opaque, int fd)
 {
     struct pc *pc = opaque;
+    if (pc->platform)
+        return pc_platform_msi_bind(pc->platform, fd);
     int gsi = -ENOSPC;
     pthread_mutex_lock(&pc->gsi_lock);
     for (unsigned g = 24; g < HAV_MAX_GSI; g++) {
@@ -57,6 +63,8 @@ static int msi_bind(void *opaque, int fd)
 static int msi_route(void *opaque, int gsi, uint64_t address, uint32_t data)
 {
     struct pc *pc = opaque;
+    if (pc->platform)
+        return pc_platform_msi_route(pc->platform, gsi, address, data);
     int r = hav_vm_set_msi_route(pc->hvm, (unsigned)gsi, address, data);
     if (r < 0)
         ratelimit_log(&plumbing_log, "revirter: MSI route %d: %s", gsi, hav_last_error());
@@ -66,6 +74,10 @@ static int msi_route(void *opaque, int gsi, uint64_t address, uint32_t data)
 static void msi_unbind(void *opaque, int gsi, int fd)
 {
     struct pc *pc = opaque;
+    if (pc->platform) {
+        pc_platform_msi_unbind(pc->platform, gsi, fd);
+        return;
+    }
     if (hav_vm_remove_irq_notifier(pc->hvm, fd, (unsigned)gsi) < 0)
         ratelimit_log(&plumbing_log, "revirter: MSI vector %d: %s", gsi, hav_last_error());
     if (hav_vm_clear_msi_route(pc->hvm, (unsigned)gsi) < 0)
