@@ -307,7 +307,7 @@ void pc_platform_vcpu_pre_run(struct pc_platform *p, unsigned index)
     if (restart && !wait_for_startup(p, c))
         return; /* stopping: the run returns at once (kicked) and the loop ends */
     /* TPR: the guest may have written it through the page; the vCPU's CR8 follows. */
-    uint8_t cr8 = lapic_get_tpr(c->lapic) >> 4;
+    uint8_t cr8 = lapic_get_tpr(c->lapic);
     if (cr8 != c->cr8 && hav_vcpu_set_cr8(v, cr8) == 0)
         c->cr8 = cr8;
     if (nmi && hav_vcpu_inject_nmi(v) < 0)
@@ -382,7 +382,7 @@ void pc_platform_vcpu_exit(struct pc_platform *p, unsigned index, struct hav_exi
     struct pc_cpu *c = &p->cpu[index];
     if (e->cr8 != c->cr8) {
         c->cr8 = e->cr8;
-        lapic_set_tpr(c->lapic, (uint8_t)(e->cr8 << 4));
+        lapic_set_tpr(c->lapic, e->cr8);
     }
     switch (e->reason) {
     case HAV_EXIT_MSR:
