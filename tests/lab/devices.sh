@@ -310,6 +310,7 @@ dev_attempt() {
 # init, which TCG's emulation of SVM causes now and then whatever the VMM does) runs once more;
 # the first attempt's status and messages stay in NAME.first and are printed, so that a VMM
 # that fails this way every time still fails the case.
+# DEV_PREFIX (e.g. "user-"): the name the result is recorded under.
 dev_case() {
     rm -f "$1.first"
     dev_attempt "$1"
@@ -321,9 +322,17 @@ dev_case() {
         dev_attempt "$1"
     fi
     if [ -z "$_fails" ]; then
-        result ok "$1"
+        result ok "${DEV_PREFIX:-}$1"
     else
         echo "$_fails" > "$1.why"
-        result fail "$1"
+        result fail "${DEV_PREFIX:-}$1"
+    fi
+    # Under a prefix (the same case in another mode) its files are kept under the prefixed name
+    # too, for the summary and for people.
+    if [ -n "${DEV_PREFIX:-}" ]; then
+        for _x in rc ms why first res out err cmd; do
+            rm -f "$DEV_PREFIX$1.$_x"
+            [ ! -e "$1.$_x" ] || cp "$1.$_x" "$DEV_PREFIX$1.$_x"
+        done
     fi
 }

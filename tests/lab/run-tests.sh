@@ -7,7 +7,9 @@
 #   Cases: poweroff (banner, exit 0), smp (--cpus 2 and the guest sees 2 CPUs), reboot-exit,
 #   reboot-restart (--on-reboot=restart: four boots in one process, twice), pvh (the vmlinux ELF extracted from the same bzImage), and the
 #   virtio device cases of tests/lab/devices.sh: blk-root blk-ro net-tap net-vhost net-user rng
-#   vsock console all-devices.
+#   vsock console all-devices; then with --irqchip=user (revirter's own interrupt controllers
+#   and PIT): user-smp, user-sleep (a guest's sleep 5 against L1's clock) and user-CASE for
+#   every device case.
 # Environment: LAB_CACHE (default build/lab-cache), LAB_* for lab.sh, LAB_CASES to pick cases,
 #   LAB_VMM  the L2 VMM for the device cases: revirter (default) or qemu (the same cases with
 #            QEMU's devices, to check the cases themselves); the first five are revirter's own.
@@ -21,7 +23,10 @@ build=$(cd "${1:-$repo/build}" && pwd)
 cache=${LAB_CACHE:-$repo/build/lab-cache}
 work=$build/lab-tests
 . "$here/devices.sh"
-cases=${LAB_CASES:-poweroff smp reboot-exit reboot-restart pvh $DEVICE_CASES}
+# The same machine on revirter's own interrupt controllers and PIT (--irqchip=user): SMP, a
+# guest's sleep against L1's clock, and every device case again.
+user_cases="user-smp user-sleep $(for c in $DEVICE_CASES; do printf 'user-%s ' "$c"; done)"
+cases=${LAB_CASES:-poweroff smp reboot-exit reboot-restart pvh $DEVICE_CASES $user_cases}
 vmm=${LAB_VMM:-revirter}
 case $vmm in revirter|qemu) ;; *) echo "run-tests.sh: LAB_VMM must be revirter or qemu" >&2; exit 2 ;; esac
 mkdir -p "$cache" "$work"
@@ -44,9 +49,24 @@ reboot -f
 EOI
 sh "$repo/tests/images/initramfs.sh" --cache "$cache" --init "$work/reboot-init" \
     --out "$work/reboot.cpio.gz" >&2
+# user-sleep: the guest's `sleep 5` between two lines on COM2, timed in L1 as they arrive.
+cat > "$work/sleep-init" <<'EOI'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t devtmpfs devtmpfs /dev
+exec 9> /dev/ttyS1
+stty raw -echo <&9
+echo "sleep-start $(cut -d' ' -f1 /proc/uptime)" >&9
+sleep 5
+echo "sleep-end $(cut -d' ' -f1 /proc/uptime)" >&9
+exec 9>&-
+poweroff -f
+EOI
+sh "$repo/tests/images/initramfs.sh" --cache "$cache" --init "$work/sleep-init" \
+    --out "$work/sleep.cpio.gz" >&2
 for c in $cases; do
     case " $DEVICE_CASES " in
-        *" $c "*) devices_prepare "$repo" "$cache" "$work"; break ;;
+        *" ${c#user-} "*) devices_prepare "$repo" "$cache" "$work"; break ;;
     esac
 done
 
@@ -119,6 +139,47 @@ for c in $CASES; do
         boot pvh 300 --kernel vmlinux --initrd poweroff.cpio.gz --cmdline "$cmdline" --cpus 2
         [ "$(cat pvh.rc)" = 0 ] && has pvh "revirt-guest: Linux .* cpus=2" &&
             result ok pvh || result fail pvh ;;
+    user-smp)
+        boot user-smp 300 --kernel vmlinuz --initrd poweroff.cpio.gz --cmdline "$cmdline" \
+            --cpus 2 --irqchip=user
+        [ "$(cat user-smp.rc)" = 0 ] && has user-smp "revirt-guest: Linux .* cpus=2" &&
+            result ok user-smp || result fail user-smp ;;
+    user-sleep)
+        # The guest's `sleep 5`, timed in L1 from the arrival of the line before it to that of
+        # the line after it (both take the same path out, so its latency cancels): within 2 %.
+        rm -f user-sleep.res user-sleep.why
+        t_start=$(date +%s%N)
+        ./revirter run --kernel vmlinuz --initrd sleep.cpio.gz --cmdline "$cmdline" --cpus 2 \
+            --irqchip=user --serial2 user-sleep.res < /dev/null > user-sleep.out 2> user-sleep.err &
+        spid=$!
+        end=$(( $(date +%s) + 240 )) t0='' t1=''
+        while kill -0 "$spid" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do
+            if [ -z "$t0" ]; then
+                grep -q sleep-start user-sleep.res 2>/dev/null && t0=$(date +%s%N)
+            elif grep -q sleep-end user-sleep.res 2>/dev/null; then
+                t1=$(date +%s%N)
+                break
+            fi
+            sleep 0.01
+        done
+        wait "$spid"; echo "$?" > user-sleep.rc
+        echo "$(( ($(date +%s%N) - t_start) / 1000000 ))" > user-sleep.ms
+        sed "s/^/[user-sleep] /" user-sleep.out user-sleep.err user-sleep.res | tr -d '\r'
+        if [ -n "$t1" ]; then
+            ms=$(( (t1 - t0) / 1000000 ))
+            echo "[user-sleep] sleep 5 took $ms ms of L1 time"
+            if [ "$ms" -ge 4900 ] && [ "$ms" -le 5100 ]; then result ok user-sleep
+            else echo "the guest's sleep 5 took $ms ms in L1 (want 5000 +- 2 %)" > user-sleep.why
+                 result fail user-sleep; fi
+        else
+            echo "no sleep-start/sleep-end pair on COM2 (status $(cat user-sleep.rc))" > user-sleep.why
+            result fail user-sleep
+        fi ;;
+    user-*)
+        case " ${DEVICE_CASES:-} " in
+            *" ${c#user-} "*) DEV_PREFIX=user- VM_IRQCHIP=user dev_case "${c#user-}" ;;
+            *) result fail "$c(unknown)" ;;
+        esac ;;
     *)
         case " ${DEVICE_CASES:-} " in
             *" $c "*) dev_case "$c" ;;

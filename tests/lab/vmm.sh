@@ -16,7 +16,8 @@
 #                                  124 on timeout, 3 when the VMM lacks a device (NAME.why)
 # vm_start NAME TIMEOUT DEVICE...  the same in the background (VM_PID); vm_wait NAME finishes
 # Inputs: VMM (default revirter), VM_KERNEL, VM_INITRD, VM_CMDLINE, VM_CPUS (2), VM_MEM (256M),
-#         VM_STDIN (default /dev/null), REVIRTER (default ./revirter),
+#         VM_STDIN (default /dev/null), REVIRTER (default ./revirter), VM_IRQCHIP (revirter's
+#         --irqchip: kernel or user; empty: its default),
 #         QEMU_DISK (drive options for QEMU, default cache=writeback).
 # Outputs in the current directory: NAME.out (the VMM's standard output: the guest console),
 #         NAME.res (the guest's COM2: results, see tests/lab/guest.sh), NAME.err, NAME.rc,
@@ -103,7 +104,7 @@ vm_command() {
     # COM2 (the guest's ttyS1) goes to NAME.res: the guest's results, apart from the console.
     case $VMM in
     revirter)
-        echo "$REVIRTER run --kernel ${VM_KERNEL:?} --initrd ${VM_INITRD:?} --cpus ${VM_CPUS:-2} --memory ${VM_MEM:-256M} --serial2 $_vname.res$_vfl" ;;
+        echo "$REVIRTER run --kernel ${VM_KERNEL:?} --initrd ${VM_INITRD:?} --cpus ${VM_CPUS:-2} --memory ${VM_MEM:-256M}${VM_IRQCHIP:+ --irqchip=$VM_IRQCHIP} --serial2 $_vname.res$_vfl" ;;
     qemu)
         echo "qemu-system-x86_64 -accel kvm -M pc -cpu host -nodefaults -no-user-config -display none -no-reboot -smp ${VM_CPUS:-2} -m ${VM_MEM:-256M} -kernel ${VM_KERNEL:?} -initrd ${VM_INITRD:?} $_vfl -serial file:$_vname.res" ;;
     *) echo "vmm.sh: unknown VMM '$VMM' (revirter or qemu)" >&2; return 1 ;;
