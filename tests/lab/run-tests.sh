@@ -8,8 +8,8 @@
 #   reboot-restart (--on-reboot=restart: four boots in one process, twice), pvh (the vmlinux ELF extracted from the same bzImage), and the
 #   virtio device cases of tests/lab/devices.sh: blk-root blk-ro net-tap net-vhost net-user rng
 #   vsock console all-devices; then with --irqchip=user (revirter's own interrupt controllers
-#   and PIT): user-smp and user-sleep (a guest's sleep 5 against L1's clock); user-CASE for
-#   every device case runs on request (LAB_CASES="user-devices", or single user-CASE names).
+#   and PIT): user-smp; on request (LAB_CASES) user-sleep (a guest's sleep 5 against L1's
+#   clock) and user-CASE for every device case ("user-devices", or single user-CASE names).
 # Environment: LAB_CACHE (default build/lab-cache), LAB_* for lab.sh, LAB_CASES to pick cases,
 #   LAB_VMM  the L2 VMM for the device cases: revirter (default) or qemu (the same cases with
 #            QEMU's devices, to check the cases themselves); the first five are revirter's own.
@@ -27,9 +27,10 @@ work=$build/lab-tests
 # guest's sleep against L1's clock, and every device case again.
 # The device cases in this mode are not in the default list yet: with two vCPUs an interrupt is
 # occasionally left in service for good (RCU stalls, once an L1 oops); LAB_CASES=user-devices
-# runs them all (docs/lab.md).
+# runs them all (docs/lab.md). Nor is user-sleep: without kvm-clock the guest calibrates its
+# TSC against the PIT, off by up to 7 % under nested TCG (seen 4893-5356 ms).
 user_device_cases=$(for c in $DEVICE_CASES; do printf 'user-%s ' "$c"; done)
-cases=${LAB_CASES:-poweroff smp reboot-exit reboot-restart pvh $DEVICE_CASES user-smp user-sleep}
+cases=${LAB_CASES:-poweroff smp reboot-exit reboot-restart pvh $DEVICE_CASES user-smp}
 cases=$(echo "$cases" | sed "s/user-devices/$user_device_cases/")
 vmm=${LAB_VMM:-revirter}
 case $vmm in revirter|qemu) ;; *) echo "run-tests.sh: LAB_VMM must be revirter or qemu" >&2; exit 2 ;; esac
